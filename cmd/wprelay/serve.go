@@ -1,0 +1,382 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/admin"
+	"github.com/wprelay/wprelay/relay/config"
+	"github.com/wprelay/wprelay/relay/deliver"
+	"github.com/wprelay/wprelay/relay/ingress"
+	"github.com/wprelay/wprelay/relay/provider"
+	"github.com/wprelay/wprelay/store"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "Run the sidecar: the public webhook listener, the dispatcher and the admin API.\n"+
+		"Without --config it reads ./wprelay.yaml when present, else runs on an embedded default\n"+
+		"(data in --data-dir, a wordpress source, secrets generated once and kept there).",
+		"  wprelay serve --config /etc/wprelay/wprelay.yaml\n  WPRELAY_SITE_URL=https://example.com wprelay serve --data-dir /var/lib/wprelay", stderr)
+	cfgPath := fs.String("config", os.Getenv("WPRELAY_CONFIG"), "config file (default ./wprelay.yaml when present; env WPRELAY_CONFIG)")
+	dataDir := fs.String("data-dir", "", "data directory (overrides data_dir)")
+	listen := fs.String("listen", "", "public listener address (overrides listen)")
+	adminListen := fs.String("admin-listen", "", "admin listener address (overrides admin.listen)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, banner, err := loadConfig(*cfgPath, *dataDir)
+	if err != nil {
+		return usageError{err}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *adminListen != "" {
+		cfg.Admin.Listen = *adminListen
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+	}
+	if banner != "" {
+		fmt.Fprint(stdout, banner)
+	}
+	logger := newLogger(cfg.Log, stderr)
+	ctx, cancel := signalContext()
+	defer cancel()
+
+	m := &Main{Config: cfg, Logger: logger}
+	if err := m.Start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	logger.Info("shutting down", slog.Duration("grace", cfg.Shutdown.D()))
+	return m.Close()
+}
+
+// loadConfig reads the config file, or builds the embedded default. banner
+// is what to print once (fresh default secrets).
+func loadConfig(path, dataDir string) (config.Config, string, error) {
+	if path == "" {
+		if _, err := os.Stat("wprelay.yaml"); err == nil {
+			path = "wprelay.yaml"
+		}
+	}
+	if path == "" {
+		return defaultConfig(dataDir)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return config.Config{}, "", fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := config.Parse(data, config.Env{Lookup: os.LookupEnv, ReadFile: os.ReadFile, Dir: filepath.Dir(path)})
+	if err != nil {
+		return cfg, "", fmt.Errorf("%s: %w", path, err)
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	} else if !filepath.IsAbs(cfg.DataDir) {
+		// A relative data_dir is relative to the config file, not to
+		// wherever the service happens to start.
+		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	}
+	return cfg, "", nil
+}
+
+func indent(err error) error {
+	return errors.New("  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
+}
+
+// newLogger builds the process logger: tint on a terminal, JSON otherwise
+// or when configured.
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	text := c.Format == "text"
+	if c.Format == "" || c.Format == "auto" {
+		if f, ok := w.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+				text = true
+			}
+		}
+	}
+	if text {
+		return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly}))
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// Main is the whole daemon: store, ingress, dispatcher and admin API.
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+
+	DB         *store.DB
+	Dispatcher *deliver.Dispatcher
+	public     *http.Server
+	admin      *http.Server
+	publicLn   net.Listener
+	adminLn    net.Listener
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+	draining   atomic.Bool
+}
+
+// Start opens the store and starts the listeners and the dispatcher.
+func (m *Main) Start(ctx context.Context) error {
+	cfg := m.Config
+	log := m.Logger
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{Commit: cfg.Store.Commit, Logger: log.With("component", "store")})
+	if err != nil {
+		return err
+	}
+	m.DB = db
+
+	sources, err := buildSources(cfg)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	targets, err := buildTargets(cfg)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	router := relay.NewRouter(buildRoutes(cfg))
+
+	m.Dispatcher = deliver.New(db, targets, log.With("component", "deliver"))
+	m.Dispatcher.UserAgent = "wprelay/" + version
+
+	in := ingress.New(db, router, sources, log.With("component", "ingress"))
+	in.MaxBody = cfg.Limits.MaxBody
+	in.MaxQueue = cfg.Limits.MaxQueue
+	in.DedupeTTL = cfg.Retention.Dedupe.D()
+	in.Notify = m.Dispatcher.Notify
+
+	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With("component", "admin"))
+	api.Version = version
+	api.Notify = m.Dispatcher.Notify
+	api.Ready = func() error {
+		switch {
+		case m.draining.Load():
+			return errors.New("draining")
+		case !m.Dispatcher.Running():
+			return errors.New("dispatcher not running")
+		}
+		return nil
+	}
+
+	m.public = newServer(in)
+	m.publicLn, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		db.Close()
+		return fmt.Errorf("listen %s: %w (is another wprelay running?)", cfg.Listen, err)
+	}
+	if cfg.Admin.Listen != "" && cfg.Admin.Listen != "off" {
+		m.admin = newServer(api)
+		m.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
+		if err != nil {
+			m.publicLn.Close()
+			db.Close()
+			return fmt.Errorf("listen %s (admin): %w", cfg.Admin.Listen, err)
+		}
+	}
+
+	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.wg.Go(func() { _ = m.Dispatcher.Run(dctx) })
+	m.wg.Go(func() { m.prune(dctx) })
+	m.wg.Go(func() { serve(log, m.public, m.publicLn, "public") })
+	if m.admin != nil {
+		m.wg.Go(func() { serve(log, m.admin, m.adminLn, "admin") })
+	}
+	attrs := []any{slog.String("version", version), slog.String("listen", m.publicLn.Addr().String()),
+		slog.String("data_dir", cfg.DataDir), slog.Int("sources", len(sources)), slog.Int("targets", len(targets))}
+	if m.adminLn != nil {
+		attrs = append(attrs, slog.String("admin", m.adminLn.Addr().String()))
+	}
+	log.Info("wprelay ready", attrs...)
+	return nil
+}
+
+// PublicAddr is the public listener's address (useful with ":0").
+func (m *Main) PublicAddr() string { return m.publicLn.Addr().String() }
+
+// AdminAddr is the admin listener's address, or "".
+func (m *Main) AdminAddr() string {
+	if m.adminLn == nil {
+		return ""
+	}
+	return m.adminLn.Addr().String()
+}
+
+// Close shuts down outside-in: stop intake (finishing requests in flight),
+// stop claiming and let attempts in flight end, then close the store.
+func (m *Main) Close() error {
+	m.draining.Store(true)
+	grace := m.Config.Shutdown.D()
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := m.public.Shutdown(ctx); err != nil {
+		m.Logger.Warn("public listener shutdown", slog.String("error", err.Error()))
+	}
+	m.cancel()
+	done := make(chan struct{})
+	go func() {
+		if m.admin != nil {
+			_ = m.admin.Shutdown(ctx)
+		}
+		m.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		m.Logger.Warn("attempts still in flight after the grace period; they will be retried after restart")
+	}
+	err := m.DB.Close()
+	m.Logger.Info("stopped")
+	return err
+}
+
+// prune deletes expired keys and old events in small transactions.
+func (m *Main) prune(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		for {
+			now := time.Now()
+			n, err := m.DB.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					m.Logger.Error("prune", slog.String("error", err.Error()))
+				}
+				break
+			}
+			if n == 0 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func newServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func serve(log *slog.Logger, srv *http.Server, ln net.Listener, name string) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("listener", slog.String("listener", name), slog.String("error", err.Error()))
+	}
+}
+
+func buildSources(cfg config.Config) ([]*ingress.Source, error) {
+	var out []*ingress.Source
+	for _, s := range cfg.Sources {
+		v, err := provider.New(s.ProviderOptions())
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		src := &ingress.Source{Name: s.Name, Kind: s.Kind, Verifier: v, ContentTypes: s.ContentTypes, MaxBody: s.MaxBody, PublicURL: s.PublicURL}
+		keys := func(secrets []config.Secret) ([][]byte, error) {
+			var ks [][]byte
+			for _, sec := range secrets {
+				k, err := v.Key(sec.Reveal())
+				if err != nil {
+					return nil, fmt.Errorf("source %s: %w", s.Name, err)
+				}
+				ks = append(ks, k)
+			}
+			return ks, nil
+		}
+		if len(s.Secrets) > 0 {
+			ks, err := keys(s.Secrets)
+			if err != nil {
+				return nil, err
+			}
+			src.Tenants = append(src.Tenants, ingress.Tenant{Keys: ks})
+		}
+		for _, t := range s.Tenants {
+			ks, err := keys(t.Secrets)
+			if err != nil {
+				return nil, err
+			}
+			src.Tenants = append(src.Tenants, ingress.Tenant{Name: t.Name, Keys: ks})
+		}
+		for _, a := range s.AllowIPs {
+			p, err := config.ParsePrefix(a)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: allow_ips: %w", s.Name, err)
+			}
+			src.AllowIPs = append(src.AllowIPs, p)
+		}
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+func buildTargets(cfg config.Config) ([]deliver.Target, error) {
+	var out []deliver.Target
+	for _, t := range cfg.Targets {
+		dt := deliver.Target{
+			Name: t.Name, Kind: t.Kind, URL: t.URL, Timeout: t.Timeout.D(), MaxAttempts: t.MaxAttempts,
+			MaxAge: t.MaxAge.D(), MaxBackoff: t.MaxBackoff.D(), Concurrency: t.Concurrency, Rate: t.Rate,
+			SuccessCodes: t.SuccessCodes, AllowPrivate: t.AllowPrivate,
+			Signer: deliver.Signer{Audience: t.Audience},
+		}
+		if len(t.Headers) > 0 {
+			dt.Headers = map[string]string{}
+			for k, v := range t.Headers {
+				dt.Headers[k] = v.Reveal()
+			}
+		}
+		if t.JWTSecret != "" {
+			dt.Signer.JWTSecret = []byte(t.JWTSecret.Reveal())
+		}
+		if t.SigningSecret != "" {
+			k, err := config.StandardKey(t.SigningSecret)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: signing_secret: %w", t.Name, err)
+			}
+			dt.Signer.SigningKey = k
+		}
+		out = append(out, dt)
+	}
+	return out, nil
+}
+
+func buildRoutes(cfg config.Config) []relay.Route {
+	out := make([]relay.Route, 0, len(cfg.Routes))
+	for _, r := range cfg.Routes {
+		out = append(out, relay.Route{Source: r.Source, Tenant: r.Tenant, Types: r.Types, To: r.To, DryRun: r.DryRun, MirrorTo: r.MirrorTo})
+	}
+	return out
+}

@@ -1,0 +1,198 @@
+// Package config reads wprelay.yaml: defaults, then the file (with ${VAR} and
+// ${file:/path} expanded inside string values), then Validate.
+//
+// Secrets are typed Secret so that they print and log as REDACTED; only the
+// component that uses a secret calls Reveal.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole of wprelay.yaml.
+type Config struct {
+	Listen    string    `yaml:"listen"`    // public listener; default ":8080"
+	Admin     Admin     `yaml:"admin"`     // admin listener
+	DataDir   string    `yaml:"data_dir"`  // default "./data"
+	Store     Store     `yaml:"store"`     // default {kind: bbolt}
+	Log       Log       `yaml:"log"`       // default {format: auto, level: info}
+	Limits    Limits    `yaml:"limits"`    // ingest limits
+	Retention Retention `yaml:"retention"` // how long keys and events are kept
+	Sources   []Source  `yaml:"sources"`   // at least one
+	Targets   []Target  `yaml:"targets"`   // may be empty (events are then discarded)
+	Routes    []Route   `yaml:"routes"`    // (source, types) → targets
+	Shutdown  Duration  `yaml:"shutdown"`  // grace for in-flight work on SIGTERM; default 10s
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	Listen string `yaml:"listen"` // default "127.0.0.1:8081"; "" or "off" disables it
+	Token  Secret `yaml:"token"`  // bearer token; required
+}
+
+// Store selects the store backend.
+type Store struct {
+	Kind   string `yaml:"kind"`   // bbolt (default)
+	DSN    Secret `yaml:"dsn"`    // for kind mysql
+	Commit string `yaml:"commit"` // bbolt group commit: loop (default), batch, single
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // auto (default: text on a terminal, json otherwise), text, json
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// Limits bound the ingest path.
+type Limits struct {
+	MaxBody    int64   `yaml:"max_body"`    // bytes; default 524288 (512 KiB)
+	MaxQueue   int     `yaml:"max_queue"`   // pending deliveries before 503; default 1000000
+	IPRate     float64 `yaml:"ip_rate"`     // requests/s per client IP and source; 0 (default) = off
+	SourceRate float64 `yaml:"source_rate"` // requests/s per source; 0 (default) = off
+}
+
+// Retention says how long things are kept.
+type Retention struct {
+	Dedupe Duration `yaml:"dedupe"` // idempotency keys; default 168h
+	Events Duration `yaml:"events"` // finished events; default 720h
+}
+
+// Source is one webhook sender: POST /hooks/{name}[/{tenant}].
+type Source struct {
+	Name         string   `yaml:"name"`
+	Kind         string   `yaml:"kind"`          // stripe, github, standard, hmac, wordpress, …
+	Secrets      []Secret `yaml:"secrets"`       // the default tenant's secrets (rotation: several)
+	Tenants      []Tenant `yaml:"tenants"`       // named tenants, each with its secrets
+	Tolerance    Duration `yaml:"tolerance"`     // timestamp tolerance; default 5m
+	ContentTypes []string `yaml:"content_types"` // default [application/json]
+	MaxBody      int64    `yaml:"max_body"`      // default limits.max_body
+	AllowIPs     []string `yaml:"allow_ips"`     // CIDRs or addresses; empty = any
+	PublicURL    string   `yaml:"public_url"`    // the URL the provider calls (hubspot)
+	HMAC         HMAC     `yaml:"hmac"`          // kind hmac
+	Issuer       string   `yaml:"issuer"`        // kind wordpress: the site URL (JWT iss)
+	JWTSecret    Secret   `yaml:"jwt_secret"`    // kind wordpress: HS256 secret
+	PublicKey    string   `yaml:"public_key"`    // kind wordpress: PEM (RS256/EdDSA)
+	Algorithms   []string `yaml:"algorithms"`    // kind wordpress: allowed JWT algorithms
+}
+
+// Tenant is one account of a provider (one Stripe account, one shop).
+type Tenant struct {
+	Name    string   `yaml:"name"`
+	Secrets []Secret `yaml:"secrets"`
+}
+
+// HMAC configures the generic hmac kind.
+type HMAC struct {
+	Header          string `yaml:"header"`
+	Prefix          string `yaml:"prefix"`
+	Encoding        string `yaml:"encoding"` // hex (default) or base64
+	Template        string `yaml:"template"` // {body} (default), {timestamp}.{body}, {timestamp}.{nonce}.{body}
+	TimestampHeader string `yaml:"timestamp_header"`
+	NonceHeader     string `yaml:"nonce_header"`
+	IDHeader        string `yaml:"id_header"`
+	IDPath          string `yaml:"id_path"`
+	TypePath        string `yaml:"type_path"`
+}
+
+// Target is where deliveries go.
+type Target struct {
+	Name          string            `yaml:"name"`
+	Kind          string            `yaml:"kind"` // wordpress or http
+	URL           string            `yaml:"url"`
+	Timeout       Duration          `yaml:"timeout"`      // per attempt; default 10s
+	MaxAttempts   int               `yaml:"max_attempts"` // default 8
+	MaxAge        Duration          `yaml:"max_age"`      // default 24h
+	MaxBackoff    Duration          `yaml:"max_backoff"`  // default 1h
+	Concurrency   int               `yaml:"concurrency"`  // attempts in flight; default 4
+	Rate          float64           `yaml:"rate"`         // attempts/s; 0 (default) = unlimited
+	Headers       map[string]Secret `yaml:"headers"`      // extra request headers
+	Audience      string            `yaml:"audience"`     // JWT aud; default the URL's origin
+	JWTSecret     Secret            `yaml:"jwt_secret"`   // HS256; none = no Authorization header
+	SigningSecret Secret            `yaml:"signing_secret"`
+	Template      string            `yaml:"template"`
+	SuccessCodes  []int             `yaml:"success_codes"` // default any 2xx
+	AllowPrivate  bool              `yaml:"allow_private"` // http targets: allow loopback/private addresses
+	ReplyTo       string            `yaml:"reply_to"`
+}
+
+// Route maps a source's event types to targets.
+type Route struct {
+	Source   string            `yaml:"source"`
+	Tenant   string            `yaml:"tenant"`
+	Types    []string          `yaml:"types"` // globs; * matches any run of characters; default ["*"]
+	Where    map[string]string `yaml:"where"`
+	To       []string          `yaml:"to"`
+	DryRun   bool              `yaml:"dry_run"`
+	MirrorTo []string          `yaml:"mirror_to"`
+}
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Listen:    ":8080",
+		Admin:     Admin{Listen: "127.0.0.1:8081"},
+		DataDir:   "./data",
+		Store:     Store{Kind: "bbolt", Commit: "loop"},
+		Log:       Log{Format: "auto", Level: "info"},
+		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000},
+		Retention: Retention{Dedupe: Duration(168 * time.Hour), Events: Duration(720 * time.Hour)},
+		Shutdown:  Duration(10 * time.Second),
+	}
+}
+
+// Secret is a configured credential. It prints and logs as REDACTED.
+type Secret string
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+// String implements fmt.Stringer without showing the value.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "REDACTED"
+}
+
+// GoString keeps %#v from showing the value.
+func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
+
+// LogValue implements slog.LogValuer.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Duration is a time.Duration that reads "90s", "5m", "168h" or "7d".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// ParseDuration parses a Go duration, also accepting a whole number of days ("7d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 5m, 168h or 7d)", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q (use e.g. 90s, 5m, 168h or 7d)", s)
+	}
+	return d, nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler (used by the YAML decoder).
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	*d = Duration(v)
+	return err
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }

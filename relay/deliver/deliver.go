@@ -1,0 +1,360 @@
+// Package deliver sends due deliveries to their targets: one scheduling loop
+// per target claims from the queue, runs at most Concurrency attempts at
+// once, and records each outcome (succeeded, retrying at next_at, or dead).
+//
+// Short bursts of connection errors are retried inside one attempt by
+// go-retryablehttp (with a fresh JWT each time); the long schedule lives in
+// the queue, so a restart does not forget it.
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/time/rate"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// Target is where deliveries go, with its retry policy.
+type Target struct {
+	Name         string
+	Kind         string // wordpress or http
+	URL          string
+	Timeout      time.Duration // per attempt; default 10s
+	MaxAttempts  int           // default 8
+	MaxAge       time.Duration // default 24h
+	MaxBackoff   time.Duration // default 1h
+	Concurrency  int           // default 4
+	Rate         float64       // attempts/s; 0 = unlimited
+	Headers      map[string]string
+	Signer       Signer
+	SuccessCodes []int // default any 2xx
+	AllowPrivate bool  // http targets only; wordpress targets are local by nature
+}
+
+// Dispatcher runs the delivery loops. Set fields before Run.
+type Dispatcher struct {
+	Queue     relay.Queue
+	Logger    *slog.Logger
+	Now       func() time.Time // default time.Now
+	Rand      func() float64   // jitter source in [0,1); default math/rand/v2
+	BaseDelay time.Duration    // first retry delay before jitter; default 1s
+	UserAgent string
+
+	targets []*loop
+	running atomic.Bool
+}
+
+// New returns a dispatcher for targets, with defaults filled in.
+func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
+	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay"}
+	for _, t := range targets {
+		if t.Timeout <= 0 {
+			t.Timeout = 10 * time.Second
+		}
+		if t.MaxAttempts <= 0 {
+			t.MaxAttempts = 8
+		}
+		if t.MaxAge <= 0 {
+			t.MaxAge = 24 * time.Hour
+		}
+		if t.MaxBackoff <= 0 {
+			t.MaxBackoff = time.Hour
+		}
+		if t.Concurrency <= 0 {
+			t.Concurrency = 4
+		}
+		if t.Signer.Audience == "" {
+			t.Signer.Audience = origin(t.URL)
+		}
+		if t.Signer.TTL == 0 {
+			t.Signer.TTL = min(t.Timeout+time.Minute, 300*time.Second)
+		}
+		l := &loop{d: d, t: t, kick: make(chan struct{}, 1)}
+		if t.Rate > 0 {
+			l.limit = rate.NewLimiter(rate.Limit(t.Rate), max(1, int(t.Rate)))
+		}
+		l.client = &retryablehttp.Client{
+			HTTPClient: &http.Client{
+				Transport:     transport(t.AllowPrivate || t.Kind == "wordpress", t.Concurrency),
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+			},
+			Logger:       logger,
+			RetryWaitMin: 50 * time.Millisecond,
+			RetryWaitMax: 400 * time.Millisecond,
+			RetryMax:     2,
+			CheckRetry:   retryConnErrors,
+			Backoff:      retryablehttp.DefaultBackoff,
+			ErrorHandler: retryablehttp.PassthroughErrorHandler,
+		}
+		l.client.PrepareRetry = func(r *http.Request) error {
+			// A fresh token (new jti) and timestamp for each quick retry.
+			body, _ := r.Context().Value(bodyKey{}).([]byte)
+			return l.t.Signer.Sign(r.Header, r.Header.Get("Idempotency-Key"), body, d.Now())
+		}
+		d.targets = append(d.targets, l)
+	}
+	return d
+}
+
+// Notify wakes every target loop (new deliveries were queued).
+func (d *Dispatcher) Notify() {
+	for _, l := range d.targets {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Running reports whether Run is running and not draining.
+func (d *Dispatcher) Running() bool { return d.running.Load() }
+
+// Run delivers until ctx is done, then waits for the attempts in flight to
+// end (each is bounded by its target's timeout) and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, l := range d.targets {
+		wg.Go(func() { l.run(ctx) })
+	}
+	d.running.Store(true)
+	<-ctx.Done()
+	d.running.Store(false)
+	wg.Wait()
+	return nil
+}
+
+// loop schedules one target's deliveries.
+type loop struct {
+	d      *Dispatcher
+	t      Target
+	client *retryablehttp.Client
+	limit  *rate.Limiter
+	kick   chan struct{}
+}
+
+func (l *loop) lease() time.Duration {
+	// Long enough for the attempt and its quick connection retries.
+	return 3*l.t.Timeout + 30*time.Second
+}
+
+func (l *loop) run(ctx context.Context) {
+	log := l.d.Logger.With(slog.String("target", l.t.Name))
+	inflight := 0
+	done := make(chan struct{}, l.t.Concurrency)
+	// Attempts outlive ctx so that shutdown lets them finish; each is
+	// bounded by the target timeout.
+	actx := context.WithoutCancel(ctx)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if ctx.Err() != nil {
+			for ; inflight > 0; inflight-- {
+				<-done
+			}
+			return
+		}
+		free := l.t.Concurrency - inflight
+		if free > 0 {
+			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, l.d.Now(), free, l.lease())
+			if err != nil && ctx.Err() == nil {
+				log.Error("claim", slog.String("error", err.Error()))
+			}
+			for _, job := range jobs {
+				inflight++
+				go func() {
+					l.attempt(actx, job)
+					done <- struct{}{}
+				}()
+			}
+			if len(jobs) == free && len(jobs) > 0 {
+				// Every slot is busy; wait for one to free up.
+				free = 0
+			}
+		}
+		wait := 5 * time.Second
+		if free > 0 {
+			if at, ok, err := l.d.Queue.NextDue(ctx, l.t.Name); err == nil && ok {
+				wait = min(wait, max(at.Sub(l.d.Now()), 10*time.Millisecond))
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+		case <-l.kick:
+		case <-done:
+			inflight--
+		case <-timer.C:
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// attempt sends one delivery and records its outcome.
+func (l *loop) attempt(ctx context.Context, job relay.Job) {
+	if l.limit != nil {
+		_ = l.limit.Wait(ctx)
+	}
+	start := l.d.Now()
+	status, header, snippet, err := l.send(ctx, job)
+	took := time.Since(start)
+	res := relay.Result{
+		EventID: job.EventID, Target: job.Target,
+		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: snippet},
+	}
+	tries := job.Tries + 1
+	now := l.d.Now()
+	switch {
+	case err != nil && errors.Is(err, ErrBlockedAddress):
+		res.Attempt.Error = err.Error()
+		res.Status, res.Reason = relay.DeliveryDead, err.Error()
+	case err == nil && l.success(status):
+		res.Status = relay.DeliverySucceeded
+	case err == nil && !Retryable(status):
+		res.Attempt.Error = fmt.Sprintf("HTTP %d", status)
+		res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("HTTP %d is not retryable: %s", status, snippet)
+	default:
+		if err != nil {
+			res.Attempt.Error = err.Error()
+		} else {
+			res.Attempt.Error = fmt.Sprintf("HTTP %d", status)
+		}
+		delay := Backoff(tries, l.d.BaseDelay, l.t.MaxBackoff, l.d.Rand())
+		if ra, ok := RetryAfter(header.Get("Retry-After"), now); ok && err == nil {
+			delay = min(ra, l.t.MaxBackoff)
+		}
+		res.NextAt = now.Add(delay)
+		switch {
+		case tries >= l.t.MaxAttempts:
+			res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("gave up after %d attempts: %s", tries, res.Attempt.Error)
+		case res.NextAt.Sub(job.Since) > l.t.MaxAge:
+			res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("gave up after %s (max_age): %s", l.t.MaxAge, res.Attempt.Error)
+		default:
+			res.Status = relay.DeliveryRetrying
+		}
+	}
+	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
+		l.d.Logger.Error("complete", slog.String("event_id", job.EventID), slog.String("target", job.Target), slog.String("error", err.Error()))
+	}
+	level := slog.LevelInfo
+	if res.Status != relay.DeliverySucceeded {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("event_id", job.EventID), slog.String("source", job.Source), slog.String("tenant", job.Tenant),
+		slog.String("type", job.Type), slog.String("target", job.Target), slog.Int("attempt", job.Attempts+1),
+		slog.Int("status", status), slog.String("outcome", res.Status),
+		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
+	}
+	if res.Attempt.Error != "" {
+		attrs = append(attrs, slog.String("error", res.Attempt.Error))
+	}
+	if !res.NextAt.IsZero() && res.Status == relay.DeliveryRetrying {
+		attrs = append(attrs, slog.Time("next_at", res.NextAt))
+	}
+	l.d.Logger.LogAttrs(ctx, level, "deliver", attrs...)
+}
+
+func (l *loop) success(status int) bool {
+	if len(l.t.SuccessCodes) > 0 {
+		return slices.Contains(l.t.SuccessCodes, status)
+	}
+	return status >= 200 && status < 300
+}
+
+// send makes the HTTP request. It returns the status (0 on network errors),
+// the response header and the first bytes of the body.
+func (l *loop) send(ctx context.Context, job relay.Job) (int, http.Header, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
+	defer cancel()
+	key := job.EventID + ":" + job.Target
+	body := []byte(job.Envelope)
+	ctx = context.WithValue(ctx, bodyKey{}, body)
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, l.t.URL, body)
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("request: %w", err)
+	}
+	for k, v := range l.t.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", l.d.UserAgent)
+	req.Header.Set("Idempotency-Key", key)
+	req.Header.Set("X-Request-Id", randomHex(12))
+	req.Header.Set("Traceparent", childTraceparent(job.TraceParent))
+	if err := l.t.Signer.Sign(req.Header, key, body, l.d.Now()); err != nil {
+		return 0, nil, "", fmt.Errorf("sign: %w", err)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, nil, "", cleanErr(err)
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, resp.Header, string(bytes.ToValidUTF8(snippet, nil)), nil
+}
+
+// bodyKey carries the request body to PrepareRetry.
+type bodyKey struct{}
+
+// retryConnErrors retries inside one attempt only when the connection could
+// not be made or was reset before an answer; status codes and timeouts are
+// left to the queue's schedule.
+func retryConnErrors(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil || err == nil {
+		return false, nil
+	}
+	if errors.Is(err, ErrBlockedAddress) {
+		return false, err
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true, nil
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true, nil
+	}
+	return false, nil
+}
+
+// cleanErr shortens the error chain of a failed request to what an operator
+// needs ("dial tcp 127.0.0.1:9: connection refused", "timeout").
+func cleanErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timeout: %w", err)
+	}
+	return err
+}
+
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
+}

@@ -1,0 +1,583 @@
+// Package ingress is the public webhook listener: limits → verify →
+// normalize → dedupe → commit → 202.
+//
+// The answer 202 is written only after the store has committed the event and
+// its deliveries to disk. Every rejection carries a status code and a
+// machine-readable error code (see writeError).
+package ingress
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/provider"
+)
+
+// Source is one configured webhook sender, ready to verify requests.
+type Source struct {
+	Name         string
+	Kind         string
+	Verifier     provider.Verifier
+	Tenants      []Tenant // the default tenant (Name "") first, when it has keys
+	ContentTypes []string // allowed media types; default application/json
+	MaxBody      int64    // default Ingress.MaxBody
+	AllowIPs     []netip.Prefix
+	PublicURL    string
+}
+
+// Tenant is one account of a source and its HMAC keys (several: rotation).
+type Tenant struct {
+	Name string
+	Keys [][]byte
+}
+
+// Ingress is the http.Handler for POST /hooks/{source}[/{tenant}].
+type Ingress struct {
+	Queue  relay.Queue
+	Router *relay.Router
+	Logger *slog.Logger
+	Now    func() time.Time // default time.Now
+
+	MaxBody   int64         // default 512 KiB
+	MaxQueue  int           // pending deliveries before 503; default 1,000,000
+	DedupeTTL time.Duration // how long idempotency keys are kept; default 168h
+	// Notify is called after a commit that queued deliveries (wakes the
+	// dispatcher). May be nil.
+	Notify func()
+
+	sources map[string]*Source
+	router  *httprouter.Router
+}
+
+// New returns an Ingress for sources. Set the exported fields before serving.
+func New(q relay.Queue, router *relay.Router, sources []*Source, logger *slog.Logger) *Ingress {
+	in := &Ingress{
+		Queue: q, Router: router, Logger: logger, Now: time.Now,
+		MaxBody: 512 << 10, MaxQueue: 1_000_000, DedupeTTL: 168 * time.Hour,
+		sources: make(map[string]*Source, len(sources)),
+	}
+	for _, s := range sources {
+		if len(s.ContentTypes) == 0 {
+			s.ContentTypes = []string{"application/json"}
+		}
+		in.sources[s.Name] = s
+	}
+	r := httprouter.New()
+	r.POST("/hooks/:source", in.serveHook)
+	r.POST("/hooks/:source/:tenant", in.serveHook)
+	r.GET("/healthz", func(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+		setRequestID(w, r)
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	r.HandleMethodNotAllowed = true
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRequestID(w, r)
+		// httprouter has set Allow already.
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{"method_not_allowed", "use POST"})
+	})
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setRequestID(w, r)
+		writeJSON(w, http.StatusNotFound, errorBody{"not_found", "webhooks go to POST /hooks/{source}"})
+	})
+	r.RedirectTrailingSlash = false
+	r.RedirectFixedPath = false
+	in.router = r
+	return in
+}
+
+// ServeHTTP implements http.Handler.
+func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) { in.router.ServeHTTP(w, r) }
+
+type errorBody struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+// rejection is an ingest failure with its HTTP answer.
+type rejection struct {
+	status     int
+	code       string
+	msg        string
+	retryAfter string
+}
+
+func (e *rejection) Error() string { return e.code + ": " + e.msg }
+
+func reject(status int, code, format string, args ...any) *rejection {
+	return &rejection{status: status, code: code, msg: fmt.Sprintf(format, args...)}
+}
+
+// outcome is what one request did, for the log line.
+type outcome struct {
+	source, tenant, eventID, result string
+	events                          int
+}
+
+func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+	start := time.Now()
+	reqID := setRequestID(w, r)
+	out := outcome{source: ps.ByName("source"), tenant: ps.ByName("tenant")}
+	status, err := in.ingest(w, r, ps, &out)
+	if err != nil {
+		status = in.writeError(w, err)
+		out.result = "rejected"
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", reqID),
+		slog.String("source", out.source),
+		slog.String("tenant", out.tenant),
+		slog.String("event_id", out.eventID),
+		slog.String("outcome", out.result),
+		slog.Int("status", status),
+		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+	}
+	if err != nil {
+		attrs = append(attrs, slog.String("error", err.Error()))
+	}
+	in.Logger.LogAttrs(r.Context(), level, "ingest", attrs...)
+}
+
+// ingest runs the pipeline and writes the success answer; errors are
+// written by the caller through writeError.
+func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.Params, out *outcome) (int, error) {
+	src := in.sources[ps.ByName("source")]
+	if src == nil {
+		return 0, reject(http.StatusNotFound, "unknown_source", "no source named %q is configured", ps.ByName("source"))
+	}
+	tenants := src.Tenants
+	if name := ps.ByName("tenant"); name != "" {
+		tenants = nil
+		for _, t := range src.Tenants {
+			if t.Name == name {
+				tenants = []Tenant{t}
+			}
+		}
+		if tenants == nil {
+			return 0, reject(http.StatusNotFound, "unknown_source", "source %q has no tenant %q", src.Name, name)
+		}
+	}
+	if len(src.AllowIPs) > 0 && !allowed(src.AllowIPs, r.RemoteAddr) {
+		return 0, reject(http.StatusForbidden, "forbidden", "this address may not send to source %q", src.Name)
+	}
+	now := in.Now()
+	req := &provider.Request{Method: r.Method, URL: publicURL(src, r), Header: r.Header, Now: now}
+
+	if g, ok := src.Verifier.(provider.Greeter); ok {
+		// Unsigned provider pings come before the content-type check:
+		// WooCommerce sends its ping form-encoded.
+		body, err := readBody(w, r, in.maxBody(src))
+		if err != nil {
+			return 0, err
+		}
+		req.Body = body
+		if reply := g.Greet(req); reply != nil {
+			out.result = "handshake"
+			writeJSON(w, reply.Status, reply.Body)
+			return reply.Status, nil
+		}
+	}
+	if !allowedType(src.ContentTypes, r.Header.Get("Content-Type")) {
+		return 0, reject(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"source %q accepts %s", src.Name, strings.Join(src.ContentTypes, ", "))
+	}
+	if req.Body == nil {
+		body, err := readBody(w, r, in.maxBody(src))
+		if err != nil {
+			return 0, err
+		}
+		req.Body = body
+	}
+	if n, err := in.Queue.Pending(r.Context()); err != nil {
+		return 0, fmt.Errorf("%w: %w", relay.ErrUnavailable, err)
+	} else if n >= in.MaxQueue {
+		return 0, relay.ErrQueueFull
+	}
+
+	tenant, err := verify(src, tenants, req)
+	if err != nil {
+		return 0, err
+	}
+	out.tenant = tenant
+	parsed, err := src.Verifier.Parse(req)
+	if err != nil {
+		return 0, err
+	}
+	if parsed.Reply != nil {
+		out.result = "handshake"
+		writeJSON(w, parsed.Reply.Status, parsed.Reply.Body)
+		return parsed.Reply.Status, nil
+	}
+	if len(parsed.Items) == 0 {
+		return 0, fmt.Errorf("%w: the request holds no event", relay.ErrInvalidEvent)
+	}
+
+	b := &relay.Batch{Nonce: parsed.Nonce, NonceExpires: parsed.NonceExpires, Events: make([]relay.Incoming, 0, len(parsed.Items))}
+	raw := &relay.Raw{Method: r.Method, Path: r.URL.RequestURI(), Header: redact(r.Header), Body: req.Body}
+	traceparent := r.Header.Get("Traceparent")
+	routed := false
+	for _, it := range parsed.Items {
+		ev, err := in.event(src, tenant, it, now, traceparent)
+		if err != nil {
+			return 0, err
+		}
+		if len(ev.Deliveries) > 0 {
+			routed = true
+		}
+		b.Events = append(b.Events, relay.Incoming{
+			Event: ev, Raw: raw, BodyHash: sha256.Sum256(it.Body), KeyExpires: now.Add(in.DedupeTTL),
+		})
+	}
+	outcomes, err := in.Queue.Enqueue(r.Context(), b)
+	if err != nil {
+		if errors.Is(err, relay.ErrReplayed) {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %w", relay.ErrUnavailable, err)
+	}
+	if routed && in.Notify != nil {
+		in.Notify()
+	}
+	out.events = len(outcomes)
+	return in.answer(w, outcomes, out)
+}
+
+func (in *Ingress) answer(w http.ResponseWriter, outcomes []relay.Outcome, out *outcome) (int, error) {
+	for _, o := range outcomes {
+		if o.Conflict {
+			out.eventID = o.ID
+			return 0, relay.ErrConflict
+		}
+	}
+	if len(outcomes) == 1 {
+		o := outcomes[0]
+		out.eventID = o.ID
+		if o.Duplicate {
+			out.result = "duplicate"
+			writeJSON(w, http.StatusOK, map[string]string{"status": "duplicate", "id": o.ID})
+			return http.StatusOK, nil
+		}
+		out.result = "queued"
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued", "id": o.ID})
+		return http.StatusAccepted, nil
+	}
+	ids, dups := []string{}, []string{}
+	for _, o := range outcomes {
+		if o.Duplicate {
+			dups = append(dups, o.ID)
+		} else {
+			ids = append(ids, o.ID)
+		}
+	}
+	out.result = "queued"
+	if len(ids) == 0 {
+		out.result = "duplicate"
+		writeJSON(w, http.StatusOK, map[string]any{"status": "duplicate", "ids": ids, "duplicates": dups})
+		return http.StatusOK, nil
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"status": "queued", "ids": ids, "duplicates": dups})
+	return http.StatusAccepted, nil
+}
+
+// event builds the stored event, its envelope and its deliveries.
+func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.Time, traceparent string) (relay.Event, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return relay.Event{}, fmt.Errorf("%w: event id: %w", relay.ErrUnavailable, err)
+	}
+	key := src.Name + ":" + tenant + ":"
+	if it.ID != "" {
+		key += it.ID
+	} else {
+		sum := sha256.Sum256(it.Body)
+		key += "sha256:" + hex.EncodeToString(sum[:])
+	}
+	occurred := it.OccurredAt
+	if occurred.IsZero() {
+		occurred = now
+	}
+	ev := relay.Event{
+		ID: id.String(), Source: src.Name, Tenant: tenant, Type: it.Type, IdempotencyKey: key,
+		ReceivedAt: now.UTC(), OccurredAt: occurred.UTC(), TraceParent: traceparent,
+	}
+	subject, action := relay.SplitType(it.Type)
+	env := relay.Envelope{
+		ID: ev.ID, Source: ev.Source, Tenant: ev.Tenant, Type: ev.Type, IdempotencyKey: key,
+		OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt,
+		Subject: relay.Subject{ID: subjectID(it.Body), Type: subject},
+		Action:  relay.Action{Type: action},
+		Data:    it.Body,
+	}
+	if ev.Envelope, err = json.Marshal(env); err != nil {
+		return relay.Event{}, fmt.Errorf("%w: %w", relay.ErrInvalidJSON, err)
+	}
+	if it.Discard {
+		ev.Status = relay.EventDiscarded
+		return ev, nil
+	}
+	live := false
+	for _, m := range in.Router.Match(src.Name, tenant, it.Type) {
+		d := relay.Delivery{EventID: ev.ID, Target: m.Target, Status: relay.DeliveryPending, NextAt: now, CreatedAt: now}
+		if m.DryRun {
+			d.Status = relay.DeliverySkipped
+		} else {
+			live = true
+		}
+		ev.Deliveries = append(ev.Deliveries, d)
+	}
+	switch {
+	case len(ev.Deliveries) == 0:
+		ev.Status = relay.EventDiscarded
+	case live:
+		ev.Status = relay.EventQueued
+	default:
+		ev.Status = relay.EventDelivered
+	}
+	return ev, nil
+}
+
+// subjectID finds the id of the object an event is about in the common
+// shapes: {"data":{"object":{"id"}}} (Stripe), {"object_ref"} (WordPress),
+// {"id"}.
+func subjectID(body []byte) string {
+	var v struct {
+		ID        any    `json:"id"`
+		ObjectRef string `json:"object_ref"`
+		Data      struct {
+			Object struct {
+				ID string `json:"id"`
+			} `json:"object"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	switch {
+	case v.Data.Object.ID != "":
+		return v.Data.Object.ID
+	case v.ObjectRef != "":
+		return v.ObjectRef
+	}
+	switch id := v.ID.(type) {
+	case string:
+		return id
+	case float64:
+		return fmt.Sprint(int64(id))
+	}
+	return ""
+}
+
+// verify checks req against each candidate tenant's keys and returns the
+// tenant whose key verifies. A stale timestamp wins over a plain mismatch in
+// the error it reports, so that a sender with a bad clock is told so.
+func verify(src *Source, tenants []Tenant, req *provider.Request) (string, error) {
+	var first error
+	for _, t := range tenants {
+		err := src.Verifier.Verify(req, t.Keys)
+		if err == nil {
+			return t.Name, nil
+		}
+		if first == nil || (errors.Is(err, relay.ErrStaleTimestamp) && !errors.Is(first, relay.ErrStaleTimestamp)) {
+			first = err
+		}
+	}
+	if first == nil {
+		first = fmt.Errorf("%w: source %q has no keys", relay.ErrBadSignature, src.Name)
+	}
+	return "", first
+}
+
+func (in *Ingress) maxBody(src *Source) int64 {
+	if src.MaxBody > 0 {
+		return src.MaxBody
+	}
+	return in.MaxBody
+}
+
+// readBody reads at most limit bytes, failing while reading (not after) when
+// the body is larger.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, reject(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is %d bytes; this source accepts at most %d", r.ContentLength, limit)
+	}
+	size := r.ContentLength
+	if size < 0 || size > 64<<10 {
+		size = 4 << 10
+	}
+	buf := make([]byte, 0, size+1)
+	body := http.MaxBytesReader(w, r.Body, limit)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, reject(http.StatusRequestEntityTooLarge, "payload_too_large", "the body is larger than %d bytes, the most this source accepts", limit)
+			}
+			if errors.Is(err, io.EOF) {
+				return buf, nil
+			}
+			return nil, reject(http.StatusBadRequest, "bad_request", "reading the body: %v", err)
+		}
+	}
+}
+
+func allowedType(allowed []string, header string) bool {
+	mt, _, err := mime.ParseMediaType(header)
+	if err != nil {
+		return false
+	}
+	for _, a := range allowed {
+		if strings.EqualFold(a, mt) {
+			return true
+		}
+	}
+	return false
+}
+
+func allowed(prefixes []netip.Prefix, remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func publicURL(src *Source, r *http.Request) string {
+	if src.PublicURL != "" {
+		if r.URL.RawQuery != "" {
+			return src.PublicURL + "?" + r.URL.RawQuery
+		}
+		return src.PublicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// redactedHeaders are header name fragments whose values are credentials.
+var redactedHeaders = []string{"authorization", "cookie", "signature", "hmac", "token", "secret", "api-key", "apikey"}
+
+// redact copies h with credential values replaced by REDACTED.
+func redact(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		red := false
+		for _, frag := range redactedHeaders {
+			if strings.Contains(lk, frag) {
+				red = true
+				break
+			}
+		}
+		if red {
+			out[k] = []string{"REDACTED"}
+		} else {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}
+
+// writeError is the one place where errors become HTTP answers.
+func (in *Ingress) writeError(w http.ResponseWriter, err error) int {
+	var rj *rejection
+	switch {
+	case errors.As(err, &rj):
+	case errors.Is(err, relay.ErrStaleTimestamp):
+		rj = reject(http.StatusUnauthorized, "stale_timestamp", "%s; check the sender's clock", err)
+	case errors.Is(err, relay.ErrReplayed):
+		rj = reject(http.StatusUnauthorized, "replayed", "this token was already used; sign each request with a new jti")
+	case errors.Is(err, relay.ErrInvalidToken):
+		rj = reject(http.StatusUnauthorized, "invalid_token", "%s", err)
+	case errors.Is(err, relay.ErrBadSignature):
+		rj = reject(http.StatusUnauthorized, "invalid_signature", "%s; check that the sender and this source share the secret", err)
+	case errors.Is(err, relay.ErrInvalidJSON):
+		rj = reject(http.StatusBadRequest, "invalid_json", "%s", err)
+	case errors.Is(err, relay.ErrInvalidEvent):
+		rj = reject(http.StatusUnprocessableEntity, "invalid_event", "%s", err)
+	case errors.Is(err, relay.ErrConflict):
+		rj = reject(http.StatusConflict, "idempotency_conflict", "this idempotency key was used before with a different body; use a new key for a new event")
+	case errors.Is(err, relay.ErrQueueFull):
+		rj = reject(http.StatusServiceUnavailable, "unavailable", "the delivery queue is full; retry later")
+		rj.retryAfter = "30"
+	case errors.Is(err, context.Canceled):
+		rj = reject(499, "canceled", "the client went away")
+	default:
+		rj = reject(http.StatusServiceUnavailable, "unavailable", "the event could not be stored; retry later")
+		rj.retryAfter = "5"
+		in.Logger.Error("store", slog.String("error", err.Error()))
+	}
+	if rj.retryAfter != "" {
+		w.Header().Set("Retry-After", rj.retryAfter)
+	}
+	writeJSON(w, rj.status, errorBody{rj.code, rj.msg})
+	return rj.status
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// setRequestID keeps a sane X-Request-Id from the client, or makes one, and
+// echoes it on the response.
+func setRequestID(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get("X-Request-Id")
+	if !saneID(id) {
+		var b [12]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+	}
+	w.Header().Set("X-Request-Id", id)
+	return id
+}
+
+func saneID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,424 @@
+package provider
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// authorizationHeader is Authorization in canonical form.
+const authorizationHeader = "Authorization"
+
+// Limits of the wordpress kind (DESIGN.md, "WordPress → sidecar").
+const (
+	wpAudience       = "wprelay"
+	wpLeeway         = 30 * time.Second  // on exp, iat and nbf
+	wpMaxLifetime    = 300 * time.Second // exp - iat
+	wpMaxObjectRef   = 191               // characters, the longest indexable utf8mb4 VARCHAR
+	wpMaxJTI         = 255               // bytes; the replay cache stores it
+	wpMinSecretBytes = 32                // HS256 secrets shorter than the hash are brute-forceable
+	wpMinRSABits     = 2048
+)
+
+// keyKind is the kind of key a JWT algorithm needs.
+type keyKind uint8
+
+const (
+	keyHMAC keyKind = iota + 1
+	keyRSA
+	keyEd25519
+)
+
+// wpAlgorithms are the JWT algorithms the wordpress kind may be configured
+// to accept, with the key each needs. "none" is never among them.
+var wpAlgorithms = map[string]keyKind{
+	"HS256": keyHMAC, "HS384": keyHMAC, "HS512": keyHMAC,
+	"RS256": keyRSA, "RS384": keyRSA, "RS512": keyRSA,
+	"PS256": keyRSA, "PS384": keyRSA, "PS512": keyRSA,
+	"EdDSA": keyEd25519,
+}
+
+// WordPress verifies the events a WordPress site (the wprelay plugin's
+// outbox) sends to the sidecar. Verify checks, in order:
+//
+//   - an "Authorization: Bearer <JWT>" token, signed with an allowed
+//     algorithm: HS256 with Options.JWTSecret, RS256 or EdDSA (by key type)
+//     with Options.PublicKey, or Options.Algorithms when set; "none" and
+//     any algorithm not allowed are rejected, so an HS256 token cannot be
+//     signed with the public key;
+//   - its claims: iss equal to Options.Issuer (ignoring a trailing slash),
+//     aud containing "wprelay", exp and iat present with exp - iat <= 300 s,
+//     exp, iat and nbf checked with 30 s leeway, and a jti;
+//   - the Standard Webhooks signature and timestamp, exactly as the
+//     standard kind does.
+//
+// Token failures are relay.ErrInvalidToken, signature failures
+// relay.ErrBadSignature or relay.ErrStaleTimestamp. Parse then checks the
+// body's schema (relay.ErrInvalidEvent) and returns the token's jti as the
+// nonce that the store must not accept twice.
+type WordPress struct {
+	issuer    string
+	secret    []byte            // HS* key; nil when not configured
+	rsaKey    *rsa.PublicKey    // nil when not configured
+	edKey     ed25519.PublicKey // nil when not configured
+	algs      []string
+	parser    *jwt.Parser // verifies the signature and alg only; claims are checked by checkClaims
+	keyfunc   jwt.Keyfunc
+	unsigned  *jwt.Parser // reads the claims of a token Verify accepted
+	tolerance time.Duration
+}
+
+var _ Verifier = (*WordPress)(nil)
+
+// NewWordPress returns a wordpress verifier. o.Issuer is required, and at
+// least one of o.JWTSecret (at least 32 bytes) and o.PublicKey (a PEM RSA
+// key of at least 2048 bits, or an Ed25519 key). o.Algorithms, when set,
+// narrows or widens the default algorithms within those the configured keys
+// can verify.
+func NewWordPress(o Options) (*WordPress, error) {
+	tol, err := tolerance(o)
+	if err != nil {
+		return nil, fmt.Errorf("wordpress: %w", err)
+	}
+	w := &WordPress{issuer: strings.TrimSuffix(o.Issuer, "/"), tolerance: tol}
+	if w.issuer == "" {
+		return nil, errors.New("wordpress: issuer is required (the site URL the plugin puts in iss)")
+	}
+	if o.JWTSecret == "" && o.PublicKey == "" {
+		return nil, errors.New("wordpress: set jwt_secret or public_key")
+	}
+	var defaults []string
+	if o.JWTSecret != "" {
+		if len(o.JWTSecret) < wpMinSecretBytes {
+			return nil, fmt.Errorf("wordpress: jwt_secret is %d bytes; need at least %d", len(o.JWTSecret), wpMinSecretBytes)
+		}
+		w.secret = []byte(o.JWTSecret)
+		defaults = append(defaults, "HS256")
+	}
+	if o.PublicKey != "" {
+		key, err := parsePublicKey(o.PublicKey)
+		if err != nil {
+			return nil, fmt.Errorf("wordpress: public_key: %w", err)
+		}
+		switch k := key.(type) {
+		case *rsa.PublicKey:
+			w.rsaKey = k
+			defaults = append(defaults, "RS256")
+		case ed25519.PublicKey:
+			w.edKey = k
+			defaults = append(defaults, "EdDSA")
+		}
+	}
+	w.algs = defaults
+	if len(o.Algorithms) > 0 {
+		w.algs = nil
+		for _, alg := range o.Algorithms {
+			if err := w.checkAlgorithm(alg); err != nil {
+				return nil, fmt.Errorf("wordpress: algorithms: %w", err)
+			}
+			if !slices.Contains(w.algs, alg) {
+				w.algs = append(w.algs, alg)
+			}
+		}
+	}
+	// Strict decoding refuses non-canonical base64url (ignored trailing
+	// bits), so that one signed token has exactly one accepted spelling.
+	w.parser = jwt.NewParser(jwt.WithValidMethods(w.algs), jwt.WithoutClaimsValidation(), jwt.WithStrictDecoding())
+	w.unsigned = jwt.NewParser(jwt.WithoutClaimsValidation())
+	w.keyfunc = w.key
+	return w, nil
+}
+
+// checkAlgorithm reports why alg cannot be allowed with w's keys.
+func (w *WordPress) checkAlgorithm(alg string) error {
+	need, ok := wpAlgorithms[alg]
+	switch {
+	case strings.EqualFold(alg, "none"):
+		return errors.New(`"none" is never allowed`)
+	case !ok:
+		return fmt.Errorf("%q is not supported (known: HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA)", alg)
+	case need == keyHMAC && w.secret == nil:
+		return fmt.Errorf("%s needs jwt_secret", alg)
+	case need == keyRSA && w.rsaKey == nil:
+		return fmt.Errorf("%s needs an RSA public_key", alg)
+	case need == keyEd25519 && w.edKey == nil:
+		return fmt.Errorf("%s needs an Ed25519 public_key", alg)
+	}
+	return nil
+}
+
+// parsePublicKey parses a PEM public key (PKIX "PUBLIC KEY", PKCS #1 "RSA
+// PUBLIC KEY", or a certificate's key) and checks that it is an RSA key of
+// at least 2048 bits or an Ed25519 key.
+func parsePublicKey(text string) (crypto.PublicKey, error) {
+	block, _ := pem.Decode([]byte(text))
+	if block == nil {
+		return nil, errors.New("no PEM block found")
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PUBLIC KEY":
+		key, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		key, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		if cert, err = x509.ParseCertificate(block.Bytes); err == nil {
+			key = cert.PublicKey
+		}
+	default:
+		if strings.Contains(block.Type, "PRIVATE") {
+			return nil, errors.New("is a private key; configure the public key only")
+		}
+		return nil, fmt.Errorf("PEM block %q: want PUBLIC KEY", block.Type)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", strings.ToLower(block.Type), err)
+	}
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		if n := k.N.BitLen(); n < wpMinRSABits {
+			return nil, fmt.Errorf("RSA key is %d bits; need at least %d", n, wpMinRSABits)
+		}
+		return k, nil
+	case ed25519.PublicKey:
+		return k, nil
+	}
+	return nil, fmt.Errorf("%T keys are not supported; want RSA or Ed25519", key)
+}
+
+// key is the jwt.Keyfunc: it returns the key matching the token's algorithm
+// family, so that a key is never used with an algorithm of another family.
+func (w *WordPress) key(t *jwt.Token) (any, error) {
+	switch t.Method.(type) {
+	case *jwt.SigningMethodHMAC:
+		if w.secret != nil {
+			return w.secret, nil
+		}
+	case *jwt.SigningMethodRSA, *jwt.SigningMethodRSAPSS:
+		if w.rsaKey != nil {
+			return w.rsaKey, nil
+		}
+	case *jwt.SigningMethodEd25519:
+		if w.edKey != nil {
+			return w.edKey, nil
+		}
+	}
+	return nil, errors.New("no key for this algorithm")
+}
+
+// Key decodes the site signing secret, a Standard Webhooks "whsec_<base64>"
+// secret, into its key bytes.
+func (w *WordPress) Key(secret string) ([]byte, error) { return standardKey(secret) }
+
+// Verify checks r's bearer token and its claims, then its Standard Webhooks
+// signature against keys and its timestamp against the tolerance.
+func (w *WordPress) Verify(r *Request, keys [][]byte) error {
+	if _, err := w.verifyToken(r); err != nil {
+		return err
+	}
+	return verifyStandard(r, keys, w.tolerance)
+}
+
+// verifyToken checks r's bearer token: signature, algorithm and claims.
+func (w *WordPress) verifyToken(r *Request) (*jwt.RegisteredClaims, error) {
+	raw, err := bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	var c jwt.RegisteredClaims
+	tok, err := w.parser.ParseWithClaims(raw, &c, w.keyfunc)
+	if err != nil {
+		return nil, tokenError(tok, err, w.algs)
+	}
+	if err := w.checkClaims(&c, now(r)); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// bearer returns the token of r's "Authorization: Bearer" header.
+func bearer(r *Request) (string, error) {
+	auth := header(r.Header, authorizationHeader)
+	const scheme = "bearer "
+	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
+		return "", fmt.Errorf("%w: missing bearer token", relay.ErrInvalidToken)
+	}
+	return strings.TrimSpace(auth[len(scheme):]), nil
+}
+
+// tokenError turns a jwt parse error into relay.ErrInvalidToken with a
+// short reason of ours: the library's messages may quote the token.
+func tokenError(tok *jwt.Token, err error, algs []string) error {
+	reason := "bad token"
+	switch {
+	case tok != nil && tok.Method != nil && !slices.Contains(algs, tok.Method.Alg()):
+		// Method is set only for registered algorithms, so Alg is one of
+		// a fixed set of names, never text from the token.
+		reason = fmt.Sprintf("algorithm %s not allowed", tok.Method.Alg())
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		reason = "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		reason = "unsupported or missing algorithm"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		reason = "token signature does not match"
+	}
+	return fmt.Errorf("%w: %s", relay.ErrInvalidToken, reason)
+}
+
+// checkClaims checks the claims of a token whose signature is valid.
+func (w *WordPress) checkClaims(c *jwt.RegisteredClaims, now time.Time) error {
+	bad := func(reason string) error { return fmt.Errorf("%w: %s", relay.ErrInvalidToken, reason) }
+	switch {
+	case strings.TrimSuffix(c.Issuer, "/") != w.issuer:
+		return bad("wrong issuer")
+	case !slices.Contains(c.Audience, wpAudience):
+		return bad(`audience does not contain "wprelay"`)
+	case c.ExpiresAt == nil:
+		return bad("missing exp")
+	case c.IssuedAt == nil:
+		return bad("missing iat")
+	case c.ID == "":
+		return bad("missing jti")
+	case len(c.ID) > wpMaxJTI:
+		return bad("jti too long")
+	}
+	exp, iat := c.ExpiresAt.Time, c.IssuedAt.Time
+	switch {
+	case exp.Before(iat):
+		return bad("exp before iat")
+	case exp.Sub(iat) > wpMaxLifetime:
+		return bad("lifetime (exp - iat) over 300s")
+	case now.After(exp.Add(wpLeeway)):
+		return bad("token expired")
+	case iat.After(now.Add(wpLeeway)):
+		return bad("token issued in the future")
+	case c.NotBefore != nil && c.NotBefore.After(now.Add(wpLeeway)):
+		return bad("token not valid yet")
+	}
+	return nil
+}
+
+// wpEvent is the body the plugin sends. Fields are raw so that Parse can
+// tell a missing field from one of the wrong type.
+type wpEvent struct {
+	EventType      json.RawMessage `json:"event_type"`
+	ObjectRef      json.RawMessage `json:"object_ref"`
+	IdempotencyKey json.RawMessage `json:"idempotency_key"`
+	OccurredAt     json.RawMessage `json:"occurred_at"`
+	Data           json.RawMessage `json:"data"`
+}
+
+// Parse checks the body of a verified request against the event schema and
+// returns its event: ID is the webhook-id header (equal to the body's
+// idempotency_key), Type the body's event_type and OccurredAt its
+// occurred_at. Nonce is the token's jti and NonceExpires the token's exp
+// plus the 30 s leeway, the last moment the token is accepted. A body that
+// is not a JSON object is relay.ErrInvalidJSON; a schema violation is
+// relay.ErrInvalidEvent naming the field.
+func (w *WordPress) Parse(r *Request) (*Parsed, error) {
+	raw, err := bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	var c jwt.RegisteredClaims
+	if _, _, err := w.unsigned.ParseUnverified(raw, &c); err != nil || c.ExpiresAt == nil || c.ID == "" {
+		return nil, fmt.Errorf("%w: unreadable claims", relay.ErrInvalidToken)
+	}
+	var ev wpEvent
+	if err := decodeObject(r.Body, &ev); err != nil {
+		return nil, err
+	}
+	id := standardHeadersOf(r.Header).id
+	it := Item{ID: id, Body: r.Body}
+	if it.Type, err = wpString("event_type", ev.EventType); err != nil {
+		return nil, err
+	}
+	if !validEventType(it.Type) {
+		return nil, fmt.Errorf(`%w: event_type: want "word.word" or "word.word.word" of [a-z0-9_]`, relay.ErrInvalidEvent)
+	}
+	ref, err := wpString("object_ref", ev.ObjectRef)
+	if err != nil {
+		return nil, err
+	}
+	if utf8.RuneCountInString(ref) > wpMaxObjectRef {
+		return nil, fmt.Errorf("%w: object_ref: longer than %d characters", relay.ErrInvalidEvent, wpMaxObjectRef)
+	}
+	at, err := wpString("occurred_at", ev.OccurredAt)
+	if err != nil {
+		return nil, err
+	}
+	t, err := time.Parse(time.RFC3339, at)
+	if err != nil {
+		return nil, fmt.Errorf("%w: occurred_at: want an RFC 3339 time", relay.ErrInvalidEvent)
+	}
+	it.OccurredAt = t.UTC()
+	if len(ev.Data) == 0 {
+		return nil, fmt.Errorf("%w: data is required", relay.ErrInvalidEvent)
+	}
+	if !isObject(ev.Data) {
+		return nil, fmt.Errorf("%w: data: want a JSON object", relay.ErrInvalidEvent)
+	}
+	key, err := wpString("idempotency_key", ev.IdempotencyKey)
+	if err != nil {
+		return nil, err
+	}
+	if key == "" || key != id {
+		return nil, fmt.Errorf("%w: idempotency_key: must equal the webhook-id header", relay.ErrInvalidEvent)
+	}
+	return &Parsed{
+		Items:        []Item{it},
+		Nonce:        c.ID,
+		NonceExpires: c.ExpiresAt.Add(wpLeeway).UTC(),
+	}, nil
+}
+
+// wpString returns the string value of a required schema field.
+func wpString(field string, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", fmt.Errorf("%w: %s is required", relay.ErrInvalidEvent, field)
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return "", fmt.Errorf("%w: %s: want a string", relay.ErrInvalidEvent, field)
+	}
+	return s, nil
+}
+
+// validEventType reports whether s matches
+// ^[a-z0-9_]+\.[a-z0-9_]+(\.[a-z0-9_]+)?$ (without a regexp).
+func validEventType(s string) bool {
+	words, n := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '_':
+			n++
+		case c == '.':
+			if n == 0 {
+				return false
+			}
+			words, n = words+1, 0
+		default:
+			return false
+		}
+	}
+	if n == 0 {
+		return false
+	}
+	words++
+	return words == 2 || words == 3
+}

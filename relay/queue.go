@@ -1,0 +1,142 @@
+package relay
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Incoming is one verified event with its deliveries, ready to be committed.
+type Incoming struct {
+	// Event is stored as given. Event.Deliveries holds one entry per target,
+	// Status pending (NextAt = when first due) or skipped (dry-run).
+	Event Event
+	// Raw is the request as received (credentials already redacted).
+	// Requests carrying several events (HubSpot batches) share one Raw; the
+	// store may keep one copy per event.
+	Raw *Raw
+	// BodyHash identifies the body for conflict detection: a key that comes
+	// back with a different hash is a conflict, not a duplicate.
+	BodyHash [32]byte
+	// KeyExpires is when the idempotency key may be forgotten.
+	KeyExpires time.Time
+}
+
+// Batch is what one request commits: all of it or none of it.
+type Batch struct {
+	// Nonce, when set, is a single-use token id (a JWT jti); a nonce seen
+	// before fails the whole batch with ErrReplayed. It is kept until
+	// NonceExpires.
+	Nonce        string
+	NonceExpires time.Time
+	Events       []Incoming
+}
+
+// Outcome is what Enqueue did with one Incoming, in order.
+type Outcome struct {
+	ID        string // the new event's id, or for a duplicate the first one's
+	Duplicate bool   // the key was already stored with the same body hash
+	Conflict  bool   // the key was already stored with a different body hash
+}
+
+// Job is a claimed delivery together with what the dispatcher needs to send it.
+type Job struct {
+	EventID     string
+	Target      string
+	Type        string
+	Source      string
+	Tenant      string
+	Attempts    int       // attempts made so far, over the delivery's whole life
+	Tries       int       // attempts made since Since (the retry budget counts these)
+	Since       time.Time // creation, or the last replay
+	Envelope    json.RawMessage
+	TraceParent string
+}
+
+// Result is the outcome of one attempt, recorded by Complete.
+type Result struct {
+	EventID string
+	Target  string
+	Attempt Attempt
+	// Status is DeliverySucceeded, DeliveryRetrying (due again at NextAt) or
+	// DeliveryDead (Reason kept in the dead-letter index).
+	Status string
+	NextAt time.Time
+	Reason string
+}
+
+// Queue is what the ingest path and the dispatcher need from a store.
+// Implementations must pass relaytest.TestStore.
+type Queue interface {
+	// Enqueue commits a batch durably (fsync) before it returns, deduping
+	// each event on its idempotency key, also against earlier events of the
+	// same batch. Concurrent calls may share one commit.
+	Enqueue(ctx context.Context, b *Batch) ([]Outcome, error)
+	// Claim marks up to n deliveries for target that are due at or before
+	// now as in flight, leased until now+lease: a lease that runs out makes
+	// the delivery due again. Oldest due first.
+	Claim(ctx context.Context, target string, now time.Time, n int, lease time.Duration) ([]Job, error)
+	// Complete records the attempt, the new state and recomputes the event's
+	// status. Completing a delivery that is not in flight is ErrNotFound.
+	Complete(ctx context.Context, r Result) error
+	// NextDue reports when target's earliest pending delivery is due; ok is
+	// false when it has none.
+	NextDue(ctx context.Context, target string) (at time.Time, ok bool, err error)
+	// Pending counts deliveries not yet final (pending, in flight, retrying).
+	Pending(ctx context.Context) (int, error)
+}
+
+// EventFilter selects events for the admin API. Empty fields match all.
+type EventFilter struct {
+	Status string
+	Source string
+	Tenant string
+	Type   string
+	Since  time.Time // received at or after
+	Until  time.Time // received before
+}
+
+// DeadFilter selects dead deliveries.
+type DeadFilter struct {
+	Source string
+	Target string
+	Since  time.Time // dead at or after
+}
+
+// Stats are counts for the admin API.
+type Stats struct {
+	Events     map[string]int `json:"events"`     // by event status
+	Deliveries map[string]int `json:"deliveries"` // by delivery status
+	Pending    int            `json:"queue_depth"`
+	OldestDue  time.Time      `json:"oldest_pending,omitzero"`
+	Dead       int            `json:"dead_letters"`
+}
+
+// Ledger is what the admin API needs from a store.
+type Ledger interface {
+	// Event returns an event with every delivery and its history.
+	Event(ctx context.Context, id string) (*Event, error)
+	// Raw returns the request as stored.
+	Raw(ctx context.Context, id string) (*Raw, error)
+	// Events lists events newest first. cursor is opaque ("" = from the
+	// newest); the returned next cursor is "" when there are no more. Pages
+	// are stable while new events arrive.
+	Events(ctx context.Context, f EventFilter, cursor string, limit int) ([]Event, string, error)
+	// DeadLetters lists dead deliveries, most recently dead first.
+	DeadLetters(ctx context.Context, f DeadFilter, cursor string, limit int) ([]Delivery, string, error)
+	// Replay makes the event's deliveries (or only target's, when set) due
+	// at now with a fresh retry budget; it returns how many it scheduled.
+	// Deliveries in flight are left alone.
+	Replay(ctx context.Context, eventID, target string, now time.Time) (int, error)
+	// ReplayDead replays every dead delivery matching f.
+	ReplayDead(ctx context.Context, f DeadFilter, now time.Time) (int, error)
+	Stats(ctx context.Context) (Stats, error)
+}
+
+// Pruner is what the retention loop needs.
+type Pruner interface {
+	// Prune deletes at most max expired idempotency keys and nonces, and
+	// events received before eventsBefore whose deliveries are all final.
+	// It reports how many records it deleted; 0 means nothing is left to do.
+	Prune(ctx context.Context, now, eventsBefore time.Time, max int) (int, error)
+}

@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// Commit modes (Options.Commit).
+const (
+	// CommitLoop is the default: one goroutine takes the first queued
+	// write, drains whatever else is queued at that moment (up to
+	// maxGroup), applies them all in one transaction and answers each; as
+	// soon as that commit is done it starts the next with whatever queued
+	// meanwhile. There is no fixed window: a lone write waits for nothing.
+	CommitLoop = "loop"
+	// CommitBatch uses bbolt's DB.Batch with its default window (10 ms,
+	// 1000 calls).
+	CommitBatch = "batch"
+	// CommitSingle runs each write in its own transaction, for comparison.
+	CommitSingle = "single"
+)
+
+// maxGroup caps how many writes the commit loop applies in one transaction.
+const maxGroup = 1024
+
+// errClosed is returned for writes after Close.
+var errClosed = fmt.Errorf("store closed: %w", relay.ErrUnavailable)
+
+// Op states: queued, taken by the loop, abandoned by its caller.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
+
+// op is one write waiting for the commit loop.
+type op struct {
+	fn    func(*bolt.Tx) error
+	state atomic.Int32
+	done  chan error // buffered: the loop never blocks on it
+}
+
+// take moves a queued op to taken; it is false when its caller gave up.
+func (o *op) take() bool { return o.state.CompareAndSwap(opQueued, opTaken) }
+
+// committer is the one path every write goes through.
+//
+// A write function may run more than once: bbolt's Batch re-runs a batch
+// without the function that failed, and the loop does the same (it rolls
+// back, re-runs the others together and the failing one alone, so that one
+// bad write never fails its neighbours). Write functions are therefore
+// idempotent and set only their own result fields, which they reset at the
+// start of each run; effects outside the transaction (the pending counter)
+// are applied by the caller once the commit has succeeded.
+type committer struct {
+	db   *bolt.DB
+	mode string
+	log  *slog.Logger
+
+	mu      sync.RWMutex // held (read) by every write; Close takes it
+	refuse  error        // when set, writes fail with it (closed, read-only)
+	ops     chan *op
+	stopped chan struct{}
+
+	commits atomic.Uint64
+	nops    atomic.Uint64
+
+	txMu   sync.Mutex
+	lastTx *bolt.Tx // the last transaction seen, so each is counted once
+}
+
+func newCommitter(db *bolt.DB, mode string, log *slog.Logger) (*committer, error) {
+	c := &committer{db: db, mode: mode, log: log}
+	switch mode {
+	case "", CommitLoop:
+		c.mode = CommitLoop
+		c.ops = make(chan *op, maxGroup)
+		c.stopped = make(chan struct{})
+		go c.loop()
+	case CommitBatch, CommitSingle:
+	default:
+		return nil, fmt.Errorf("unknown commit mode %q (want %s, %s or %s)", mode, CommitLoop, CommitBatch, CommitSingle)
+	}
+	return c, nil
+}
+
+// do runs fn in a write transaction and returns once it is committed (or
+// failed). ctx is honoured while the write waits for the loop; once the
+// loop has taken it, the write completes.
+func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.refuse != nil {
+		return c.refuse
+	}
+	var err error
+	switch c.mode {
+	case CommitSingle:
+		err = c.db.Update(c.wrap(fn))
+	case CommitBatch:
+		err = c.db.Batch(c.wrap(fn))
+	default:
+		o := &op{fn: fn, done: make(chan error, 1)}
+		select {
+		case c.ops <- o:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		select {
+		case err = <-o.done:
+		case <-ctx.Done():
+			if o.state.CompareAndSwap(opQueued, opAbandoned) {
+				return ctx.Err()
+			}
+			err = <-o.done // taken: the commit is under way
+		}
+	}
+	c.nops.Add(1)
+	return err
+}
+
+// wrap returns fn, counting its transaction and turning a panic into an
+// error.
+func (c *committer) wrap(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		c.noteTx(tx)
+		return safely(fn, tx)
+	}
+}
+
+// noteTx counts tx's commit, once, when it happens.
+func (c *committer) noteTx(tx *bolt.Tx) {
+	c.txMu.Lock()
+	defer c.txMu.Unlock()
+	if c.lastTx != tx {
+		c.lastTx = tx
+		tx.OnCommit(func() { c.commits.Add(1) })
+	}
+}
+
+// safely runs fn, turning a panic into an error (which rolls back).
+func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v", r)
+		}
+	}()
+	return fn(tx)
+}
+
+// loop is the group-commit loop.
+func (c *committer) loop() {
+	defer close(c.stopped)
+	group := make([]*op, 0, maxGroup)
+	for first := range c.ops {
+		group = group[:0]
+		if first.take() {
+			group = append(group, first)
+		}
+	drain:
+		for len(group) < maxGroup {
+			select {
+			case o, ok := <-c.ops:
+				if !ok {
+					break drain
+				}
+				if o.take() {
+					group = append(group, o)
+				}
+			default:
+				break drain
+			}
+		}
+		if len(group) > 0 {
+			c.commit(group)
+		}
+	}
+}
+
+// commit applies ops in one transaction and answers each. When one op's
+// function fails, the transaction is rolled back; the others are re-run
+// together and the failing one alone, which answers its own error.
+func (c *committer) commit(ops []*op) {
+	failed := -1
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		c.noteTx(tx)
+		for i, o := range ops {
+			if err := safely(o.fn, tx); err != nil {
+				failed = i
+				return err
+			}
+		}
+		return nil
+	})
+	if failed < 0 || len(ops) == 1 {
+		// Success, or a commit error (every op shares it), or the error of
+		// an op that ran alone.
+		if err != nil && failed < 0 {
+			c.log.Error("commit", slog.Int("ops", len(ops)), slog.Any("err", err))
+		}
+		for _, o := range ops {
+			o.done <- err
+		}
+		return
+	}
+	bad := ops[failed]
+	rest := make([]*op, 0, len(ops)-1)
+	rest = append(rest, ops[:failed]...)
+	rest = append(rest, ops[failed+1:]...)
+	c.commit(rest)
+	c.commit([]*op{bad})
+}
+
+// close stops the loop after every write under way has been answered.
+func (c *committer) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refuse == errClosed {
+		return
+	}
+	c.refuse = errClosed
+	if c.ops != nil {
+		close(c.ops)
+		<-c.stopped
+	}
+}
+
+// CommitStats reports how many write transactions were committed and how
+// many writes (Enqueue, Claim, Complete, Replay, Prune calls) went through
+// them. Concurrent writes share commits, so commits < ops under load.
+func (db *DB) CommitStats() (commits, ops uint64) {
+	return db.commit.commits.Load(), db.commit.nops.Load()
+}

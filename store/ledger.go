@@ -1,0 +1,472 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// defaultLimit is the page size when a caller passes a limit <= 0.
+const defaultLimit = 50
+
+// replayChunk is how many dead deliveries ReplayDead replays per commit.
+const replayChunk = 256
+
+// Event returns an event with its envelope, every delivery and its history.
+func (db *DB) Event(ctx context.Context, id string) (*relay.Event, error) {
+	var e *relay.Event
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		e, err = loadEvent(tx, id, true)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("event %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// loadEvent reads event id with its deliveries (and envelope, when asked).
+func loadEvent(tx *bolt.Tx, id string, envelope bool) (*relay.Event, error) {
+	var r eventRec
+	ok, err := getJSON(tx, bucketEvents, []byte(id), &r)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, relay.ErrNotFound
+	}
+	return withDeliveries(tx, &r, envelope)
+}
+
+func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool) (*relay.Event, error) {
+	e := r.event()
+	if envelope {
+		e.Envelope = bytes.Clone(tx.Bucket(bucketEnvelopes).Get([]byte(r.ID)))
+	}
+	recs, err := deliveries(tx, r.ID)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range recs {
+		e.Deliveries = append(e.Deliveries, d.Delivery)
+	}
+	return &e, nil
+}
+
+// Raw returns the request as stored; relay.ErrNotFound when the event is
+// unknown or was stored without one.
+func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
+	var raw relay.Raw
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		ok, err := getJSON(tx, bucketRaws, []byte(id), &raw)
+		if err == nil && !ok {
+			err = relay.ErrNotFound
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", id, err)
+	}
+	return &raw, nil
+}
+
+// eventIndex picks the index that serves f: status first (the filter that
+// matters on a large store), then type, source, tenant, else time.
+func eventIndex(f relay.EventFilter) (bucket, prefix []byte) {
+	switch {
+	case f.Status != "":
+		return bucketByStatus, namePrefix(f.Status)
+	case f.Type != "":
+		return bucketByType, namePrefix(f.Type)
+	case f.Source != "":
+		return bucketBySource, namePrefix(f.Source)
+	case f.Tenant != "":
+		return bucketByTenant, namePrefix(f.Tenant)
+	}
+	return bucketByTime, nil
+}
+
+func (r *eventRec) matches(f relay.EventFilter) bool {
+	return (f.Status == "" || r.Status == f.Status) &&
+		(f.Source == "" || r.Source == f.Source) &&
+		(f.Tenant == "" || r.Tenant == f.Tenant) &&
+		(f.Type == "" || r.Type == f.Type)
+}
+
+// seekBefore positions c on the last key before key (the last key when
+// key is nil).
+func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
+	if key == nil {
+		return c.Last()
+	}
+	if k, _ := c.Seek(key); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// Events lists events newest first (by ReceivedAt, then id). The cursor is
+// the position of the last event returned, so pages stay stable while new
+// events arrive. An index per filter field keeps filtered lists from
+// scanning every event.
+func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, limit int) ([]relay.Event, string, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	var pos []byte
+	if cursor != "" {
+		var err error
+		if pos, err = decodeCursor(cursor); err != nil {
+			return nil, "", fmt.Errorf("events: %w", err)
+		}
+	}
+	bucket, prefix := eventIndex(f)
+	var (
+		out  []relay.Event
+		next string
+	)
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var upper []byte
+		if pos != nil {
+			upper = append(bytes.Clone(prefix), pos...)
+		}
+		if !f.Until.IsZero() {
+			if u := timedKey(prefix, nanos(f.Until), nil); upper == nil || bytes.Compare(u, upper) < 0 {
+				upper = u
+			}
+		}
+		if upper == nil && prefix != nil {
+			upper = prefixEnd(prefix)
+		}
+		since := nanos(f.Since)
+		var last []byte
+		c := tx.Bucket(bucket).Cursor()
+		for k, _ := seekBefore(c, upper); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
+			at, id, ok := splitTimedKey(k, len(prefix))
+			if !ok {
+				continue
+			}
+			if at < since {
+				break
+			}
+			var r eventRec
+			found, err := getJSON(tx, bucketEvents, id, &r)
+			if err != nil {
+				return err
+			}
+			if !found || !r.matches(f) {
+				continue
+			}
+			if len(out) == limit {
+				next = encodeCursor(last)
+				break
+			}
+			e, err := withDeliveries(tx, &r, false)
+			if err != nil {
+				return err
+			}
+			out = append(out, *e)
+			last = bytes.Clone(k[len(prefix):])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("events: %w", err)
+	}
+	return out, next, nil
+}
+
+// deadMatches reports whether the dead-index entry k (value v, the source)
+// matches f, apart from Since.
+func deadMatches(f relay.DeadFilter, k, v []byte) bool {
+	if f.Source != "" && string(v) != f.Source {
+		return false
+	}
+	if f.Target != "" {
+		_, dk, _ := splitTimedKey(k, 0)
+		if _, target := splitDeliveryKey(dk); target != f.Target {
+			return false
+		}
+	}
+	return true
+}
+
+// DeadLetters lists dead deliveries, most recently dead first.
+func (db *DB) DeadLetters(ctx context.Context, f relay.DeadFilter, cursor string, limit int) ([]relay.Delivery, string, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	var pos []byte
+	if cursor != "" {
+		var err error
+		if pos, err = decodeCursor(cursor); err != nil {
+			return nil, "", fmt.Errorf("dead letters: %w", err)
+		}
+	}
+	var (
+		out  []relay.Delivery
+		next string
+	)
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		since := nanos(f.Since)
+		var last []byte
+		c := tx.Bucket(bucketDead).Cursor()
+		for k, v := seekBefore(c, pos); k != nil; k, v = c.Prev() {
+			at, dk, ok := splitTimedKey(k, 0)
+			if !ok {
+				continue
+			}
+			if at < since {
+				break
+			}
+			if !deadMatches(f, k, v) {
+				continue
+			}
+			if len(out) == limit {
+				next = encodeCursor(last)
+				break
+			}
+			var d deliveryRec
+			found, err := getJSON(tx, bucketDeliveries, dk, &d)
+			if err != nil {
+				return err
+			}
+			if !found {
+				continue
+			}
+			out = append(out, d.Delivery)
+			last = bytes.Clone(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("dead letters: %w", err)
+	}
+	return out, next, nil
+}
+
+// replay makes d due at now with a fresh retry budget. In-flight and
+// skipped deliveries are left alone (scheduled is false). wasFinal reports
+// whether d leaves a final state (it is pending again).
+func (w *wtx) replay(d *deliveryRec, now time.Time) (scheduled, wasFinal bool, err error) {
+	switch d.Status {
+	case relay.DeliveryInFlight, relay.DeliverySkipped:
+		return false, false, nil
+	case relay.DeliveryDead:
+		err = w.b(bucketDead).Delete(deadKey(d))
+	case relay.DeliveryPending, relay.DeliveryRetrying:
+		err = w.b(bucketDue).Delete(dueKey(d, d.Due))
+	}
+	if err != nil {
+		return false, false, err
+	}
+	wasFinal = final(d.Status)
+	w.move("delivery", d.Status, relay.DeliveryPending)
+	d.Status = relay.DeliveryPending
+	d.NextAt, d.Due = now, nanos(now)
+	d.Tries, d.Since = 0, now
+	d.DeadAt, d.Reason = time.Time{}, ""
+	if err := w.b(bucketDue).Put(dueKey(d, d.Due), nil); err != nil {
+		return false, false, err
+	}
+	if err := w.putJSON(bucketDeliveries, deliveryKey(d.EventID, d.Target), d); err != nil {
+		return false, false, err
+	}
+	return true, wasFinal, nil
+}
+
+// Replay makes the event's deliveries (or only target's) due at now with a
+// fresh retry budget (Tries 0, Since now; Attempts and history are kept).
+// Succeeded and dead deliveries are sent again; in-flight and skipped ones
+// are left alone. An unknown event or target is relay.ErrNotFound.
+func (db *DB) Replay(ctx context.Context, eventID, target string, now time.Time) (int, error) {
+	var (
+		n     int
+		delta int64
+	)
+	err := db.update(ctx, func(w *wtx) error {
+		n, delta = 0, 0
+		if w.b(bucketEvents).Get([]byte(eventID)) == nil {
+			return relay.ErrNotFound
+		}
+		var recs []deliveryRec
+		if target != "" {
+			var d deliveryRec
+			ok, err := getJSON(w.tx, bucketDeliveries, deliveryKey(eventID, target), &d)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("target %s: %w", target, relay.ErrNotFound)
+			}
+			recs = append(recs, d)
+		} else {
+			var err error
+			if recs, err = deliveries(w.tx, eventID); err != nil {
+				return err
+			}
+		}
+		for i := range recs {
+			scheduled, wasFinal, err := w.replay(&recs[i], now)
+			if err != nil {
+				return err
+			}
+			if scheduled {
+				n++
+			}
+			if wasFinal {
+				delta++
+			}
+		}
+		if n == 0 {
+			return nil
+		}
+		return w.refreshEvent(eventID)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay %s: %w", eventID, err)
+	}
+	db.pending.Add(delta)
+	return n, nil
+}
+
+// ReplayDead replays every dead delivery matching f, oldest dead first, in
+// commits of a few hundred so that a large dead-letter queue does not hold
+// the commit path for long.
+func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time) (int, error) {
+	total := 0
+	pos := tkey(f.Since)
+	for {
+		var (
+			n    int
+			more bool
+			next []byte
+		)
+		err := db.update(ctx, func(w *wtx) error {
+			n, more, next = 0, false, nil
+			var keys [][]byte
+			c := w.b(bucketDead).Cursor()
+			for k, v := c.Seek(pos); k != nil; k, v = c.Next() {
+				if !deadMatches(f, k, v) {
+					continue
+				}
+				if len(keys) == replayChunk {
+					more = true
+					break
+				}
+				keys = append(keys, bytes.Clone(k))
+			}
+			events := map[string]bool{}
+			for _, k := range keys {
+				_, dk, _ := splitTimedKey(k, 0)
+				var d deliveryRec
+				ok, err := getJSON(w.tx, bucketDeliveries, dk, &d)
+				if err != nil {
+					return err
+				}
+				if !ok || d.Status != relay.DeliveryDead {
+					if err := w.b(bucketDead).Delete(k); err != nil { // stale entry
+						return err
+					}
+					continue
+				}
+				if _, _, err := w.replay(&d, now); err != nil {
+					return err
+				}
+				n++
+				events[d.EventID] = true
+			}
+			for id := range events {
+				if err := w.refreshEvent(id); err != nil {
+					return err
+				}
+			}
+			if len(keys) > 0 {
+				next = keys[len(keys)-1] // deleted now: Seek lands after it
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("replay dead: %w", err)
+		}
+		total += n
+		db.pending.Add(int64(n))
+		if !more {
+			return total, nil
+		}
+		pos = next
+	}
+}
+
+// Stats returns counts by event and delivery status (kept up to date in
+// the transactions that change them), the queue depth and the time the
+// oldest pending delivery was due.
+func (db *DB) Stats(ctx context.Context) (relay.Stats, error) {
+	s := relay.Stats{Events: map[string]int{}, Deliveries: map[string]int{}}
+	for _, st := range []string{relay.EventQueued, relay.EventDelivered, relay.EventFailed, relay.EventDiscarded} {
+		s.Events[st] = 0
+	}
+	for _, st := range []string{relay.DeliveryPending, relay.DeliveryInFlight, relay.DeliverySucceeded,
+		relay.DeliveryRetrying, relay.DeliveryDead, relay.DeliverySkipped} {
+		s.Deliveries[st] = 0
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCounts).Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			kind, status, _ := strings.Cut(string(k), "/")
+			switch kind {
+			case "event":
+				s.Events[status] = int(getInt64(v))
+			case "delivery":
+				s.Deliveries[status] = int(getInt64(v))
+			}
+		}
+		s.OldestDue = oldestDue(tx)
+		return nil
+	})
+	if err != nil {
+		return relay.Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	s.Pending = int(db.pending.Load())
+	s.Dead = s.Deliveries[relay.DeliveryDead]
+	return s, nil
+}
+
+// oldestDue returns the earliest due time of a delivery that is pending or
+// retrying (not in flight), looking at the head of each target's range of
+// the due index.
+func oldestDue(tx *bolt.Tx) time.Time {
+	var oldest uint64
+	found := false
+	inflight := tx.Bucket(bucketInFlight)
+	c := tx.Bucket(bucketDue).Cursor()
+	for k, _ := c.First(); k != nil; {
+		i := bytes.IndexByte(k, sep)
+		if i < 0 {
+			k, _ = c.Next()
+			continue
+		}
+		prefix := bytes.Clone(k[:i+1])
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			at, dk, ok := splitTimedKey(k, len(prefix))
+			if ok && inflight.Get(dk) == nil {
+				if !found || at < oldest {
+					oldest, found = at, true
+				}
+				break
+			}
+		}
+		k, _ = c.Seek(prefixEnd(prefix))
+	}
+	if !found {
+		return time.Time{}
+	}
+	return fromNanos(oldest)
+}

@@ -1,0 +1,155 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// Prune deletes, in one transaction, at most max records: idempotency keys
+// and nonces that expired at or before now, then events received before
+// eventsBefore whose deliveries are all final (an event with a pending, in
+// flight or retrying delivery is never deleted). It reports how many it
+// deleted (an event with its deliveries counts as one); 0 means nothing is
+// left to do.
+func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (int, error) {
+	if max <= 0 {
+		return 0, nil
+	}
+	var n int
+	err := db.update(ctx, func(w *wtx) error {
+		n = 0
+		k, err := pruneExpired(w, bucketKeyExp, bucketKeys, now, max)
+		if err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+		n += k
+		if k, err = pruneExpired(w, bucketNonceExp, bucketNonces, now, max-n); err != nil {
+			return fmt.Errorf("nonces: %w", err)
+		}
+		n += k
+		if k, err = pruneEvents(w, eventsBefore, max-n); err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		n += k
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("prune: %w", err)
+	}
+	return n, nil
+}
+
+// pruneExpired deletes up to max entries of the expiry index idx that are
+// due at or before now, and the records of bucket main they point at
+// (whose value starts with the same 8-byte expiry).
+func pruneExpired(w *wtx, idx, main []byte, now time.Time, max int) (int, error) {
+	limit := nanos(now)
+	var keys [][]byte
+	c := w.b(idx).Cursor()
+	for k, _ := c.First(); k != nil && len(keys) < max; k, _ = c.Next() {
+		if at, _, ok := splitTimedKey(k, 0); ok && at > limit {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := w.b(idx).Delete(k); err != nil {
+			return 0, err
+		}
+		at, name, ok := splitTimedKey(k, 0)
+		if !ok {
+			continue
+		}
+		if v := w.b(main).Get(name); len(v) >= 8 && binary.BigEndian.Uint64(v) == at {
+			if err := w.b(main).Delete(name); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return len(keys), nil
+}
+
+// pruneEvents deletes up to max events received before before whose
+// deliveries are all final. It walks the status index, so that queued
+// events are never even looked at.
+func pruneEvents(w *wtx, before time.Time, max int) (int, error) {
+	limit := nanos(before)
+	var ids []string
+	for _, status := range []string{relay.EventDelivered, relay.EventDiscarded, relay.EventFailed} {
+		prefix := namePrefix(status)
+		c := w.b(bucketByStatus).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(ids) < max; k, _ = c.Next() {
+			at, id, ok := splitTimedKey(k, len(prefix))
+			if !ok || at >= limit {
+				break
+			}
+			if status == relay.EventFailed {
+				// A failed event may still have a delivery under way.
+				ss, err := deliveryStatuses(w.tx, string(id))
+				if err != nil {
+					return 0, err
+				}
+				if !allFinal(ss) {
+					continue
+				}
+			}
+			ids = append(ids, string(id))
+		}
+	}
+	for _, id := range ids {
+		if err := deleteEvent(w, id); err != nil {
+			return 0, fmt.Errorf("delete %s: %w", id, err)
+		}
+	}
+	return len(ids), nil
+}
+
+func allFinal(statuses []string) bool {
+	for _, s := range statuses {
+		if !final(s) {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteEvent removes an event whose deliveries are all final, with its
+// envelope, raw request, deliveries and index entries.
+func deleteEvent(w *wtx, id string) error {
+	var r eventRec
+	ok, err := getJSON(w.tx, bucketEvents, []byte(id), &r)
+	if err != nil || !ok {
+		return err
+	}
+	recs, err := deliveries(w.tx, id)
+	if err != nil {
+		return err
+	}
+	var dels [][2][]byte
+	for i := range recs {
+		d := &recs[i]
+		if !final(d.Status) {
+			return fmt.Errorf("delivery to %s is %s", d.Target, d.Status)
+		}
+		if d.Status == relay.DeliveryDead {
+			dels = append(dels, [2][]byte{bucketDead, deadKey(d)})
+		}
+		dels = append(dels, [2][]byte{bucketDeliveries, deliveryKey(id, d.Target)})
+		w.count("delivery", d.Status, -1)
+	}
+	bid := []byte(id)
+	dels = append(dels, [2][]byte{bucketEvents, bid}, [2][]byte{bucketEnvelopes, bid}, [2][]byte{bucketRaws, bid})
+	dels = append(dels, r.indexKeys()...)
+	for _, del := range dels {
+		if err := w.b(del[0]).Delete(del[1]); err != nil {
+			return err
+		}
+	}
+	w.count("event", r.Status, -1)
+	return nil
+}

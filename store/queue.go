@@ -1,0 +1,427 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// update runs fn through the commit path with a fresh wtx, writing the
+// counter changes it made when it succeeds.
+func (db *DB) update(ctx context.Context, fn func(w *wtx) error) error {
+	return db.commit.do(ctx, func(tx *bolt.Tx) error {
+		w := newWtx(tx)
+		if err := fn(w); err != nil {
+			return err
+		}
+		return w.flush()
+	})
+}
+
+// prepared is one Incoming, validated and encoded outside the transaction,
+// so that the commit path only looks up and writes bytes.
+type prepared struct {
+	id        string
+	key       []byte
+	hash      [32]byte
+	expires   uint64 // key expiry (nanos); never for a zero KeyExpires
+	notBefore uint64 // keys expiring at or before this are forgotten
+	rec       eventRec
+	meta      []byte
+	envelope  []byte
+	raw       []byte
+	dels      []preparedDelivery
+	pending   int64
+}
+
+type preparedDelivery struct {
+	key, val []byte
+	due      []byte // nil when skipped
+	status   string
+}
+
+// keyRecord is the value of an idempotency key.
+func keyRecord(expires uint64, hash [32]byte, id string) []byte {
+	v := make([]byte, 0, 8+32+len(id))
+	v = binary.BigEndian.AppendUint64(v, expires)
+	v = append(v, hash[:]...)
+	return append(v, id...)
+}
+
+// parseKeyRecord is the inverse of keyRecord.
+func parseKeyRecord(v []byte) (expires uint64, hash [32]byte, id string, ok bool) {
+	if len(v) < 40 {
+		return 0, hash, "", false
+	}
+	copy(hash[:], v[8:40])
+	return binary.BigEndian.Uint64(v), hash, string(v[40:]), true
+}
+
+// validName reports whether s can be part of a key.
+func validName(s string) bool { return s != "" && strings.IndexByte(s, sep) < 0 }
+
+// prepare validates a batch and encodes its records. Events without an id
+// get a UUIDv7.
+func prepare(b *relay.Batch) ([]prepared, error) {
+	preps := make([]prepared, len(b.Events))
+	raws := map[*relay.Raw][]byte{}
+	for i := range b.Events {
+		in := &b.Events[i]
+		e := &in.Event
+		p := &preps[i]
+		if e.IdempotencyKey == "" {
+			return nil, fmt.Errorf("event %d: empty idempotency key", i)
+		}
+		p.id = e.ID
+		if p.id == "" {
+			u, err := uuid.NewV7()
+			if err != nil {
+				return nil, fmt.Errorf("event %d: new id: %w", i, err)
+			}
+			p.id = u.String()
+		} else if !validName(p.id) {
+			return nil, fmt.Errorf("event %d: invalid id %q", i, p.id)
+		}
+		p.key = []byte(e.IdempotencyKey)
+		p.hash = in.BodyHash
+		p.expires = nanos(in.KeyExpires)
+		if in.KeyExpires.IsZero() {
+			p.expires = math.MaxInt64
+		}
+		p.notBefore = nanos(e.ReceivedAt)
+
+		statuses := make([]string, 0, len(e.Deliveries))
+		seen := map[string]bool{}
+		for j := range e.Deliveries {
+			d := deliveryRec{Delivery: e.Deliveries[j], Source: e.Source}
+			if !validName(d.Target) || seen[d.Target] {
+				return nil, fmt.Errorf("event %d: delivery %d: invalid or repeated target %q", i, j, d.Target)
+			}
+			seen[d.Target] = true
+			switch d.Status {
+			case "":
+				d.Status = relay.DeliveryPending
+			case relay.DeliveryPending, relay.DeliverySkipped:
+			default:
+				return nil, fmt.Errorf("event %d: delivery %d: status %q, want pending or skipped", i, j, d.Status)
+			}
+			d.EventID = p.id
+			if d.CreatedAt.IsZero() {
+				d.CreatedAt = e.ReceivedAt
+			}
+			if d.NextAt.IsZero() && d.Status == relay.DeliveryPending {
+				d.NextAt = e.ReceivedAt
+			}
+			if d.History == nil {
+				d.History = []relay.Attempt{}
+			}
+			d.Since = d.CreatedAt
+			pd := preparedDelivery{key: deliveryKey(p.id, d.Target), status: d.Status}
+			if d.Status == relay.DeliveryPending {
+				d.Due = nanos(d.NextAt)
+				pd.due = dueKey(&d, d.Due)
+				p.pending++
+			}
+			val, err := json.Marshal(&d)
+			if err != nil {
+				return nil, fmt.Errorf("event %d: encode delivery: %w", i, err)
+			}
+			pd.val = val
+			p.dels = append(p.dels, pd)
+			statuses = append(statuses, d.Status)
+		}
+
+		p.rec = newEventRec(e)
+		p.rec.ID = p.id
+		p.rec.Status = eventStatus(statuses, e.Status)
+		meta, err := json.Marshal(&p.rec)
+		if err != nil {
+			return nil, fmt.Errorf("event %d: encode: %w", i, err)
+		}
+		p.meta = meta
+		p.envelope = e.Envelope
+		if in.Raw != nil {
+			raw, ok := raws[in.Raw]
+			if !ok {
+				if raw, err = json.Marshal(in.Raw); err != nil {
+					return nil, fmt.Errorf("event %d: encode raw: %w", i, err)
+				}
+				raws[in.Raw] = raw
+			}
+			p.raw = raw
+		}
+	}
+	return preps, nil
+}
+
+// Enqueue commits a batch durably before it returns: all of it or, on an
+// error, none of it. Each event is deduped on its idempotency key (also
+// against earlier events of the batch); a stored key that expired at or
+// before the event's ReceivedAt counts as new. A zero KeyExpires never
+// expires. Events without an ID get a UUIDv7. A Nonce stored before fails
+// the batch with relay.ErrReplayed.
+func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error) {
+	preps, err := prepare(b)
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	var (
+		outs  []relay.Outcome
+		added int64
+	)
+	err = db.update(ctx, func(w *wtx) error {
+		outs, added = make([]relay.Outcome, len(preps)), 0
+		if b.Nonce != "" {
+			nonce := []byte(b.Nonce)
+			if w.b(bucketNonces).Get(nonce) != nil {
+				return fmt.Errorf("nonce: %w", relay.ErrReplayed)
+			}
+			exp := nanos(b.NonceExpires)
+			if err := w.b(bucketNonces).Put(nonce, u64(exp)); err != nil {
+				return err
+			}
+			if err := w.b(bucketNonceExp).Put(timedKey(nil, exp, nonce), nil); err != nil {
+				return err
+			}
+		}
+		for i := range preps {
+			p := &preps[i]
+			if v := w.b(bucketKeys).Get(p.key); v != nil {
+				exp, hash, id, ok := parseKeyRecord(v)
+				if ok && exp > p.notBefore {
+					outs[i] = relay.Outcome{ID: id, Duplicate: hash == p.hash, Conflict: hash != p.hash}
+					continue
+				}
+				// Expired but not pruned yet: forget it.
+				if err := w.b(bucketKeyExp).Delete(timedKey(nil, exp, p.key)); err != nil {
+					return err
+				}
+			}
+			if err := db.insert(w, p); err != nil {
+				return err
+			}
+			outs[i] = relay.Outcome{ID: p.id}
+			added += p.pending
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("enqueue: %w", err)
+	}
+	db.pending.Add(added)
+	return outs, nil
+}
+
+// insert writes a new event with its deliveries, indexes and key.
+func (db *DB) insert(w *wtx, p *prepared) error {
+	id := []byte(p.id)
+	if w.b(bucketEvents).Get(id) != nil {
+		return fmt.Errorf("event %s already stored", p.id)
+	}
+	puts := [][3][]byte{
+		{bucketEvents, id, p.meta},
+		{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)},
+		{bucketKeyExp, timedKey(nil, p.expires, p.key), nil},
+	}
+	if p.envelope != nil {
+		puts = append(puts, [3][]byte{bucketEnvelopes, id, p.envelope})
+	}
+	if p.raw != nil {
+		puts = append(puts, [3][]byte{bucketRaws, id, p.raw})
+	}
+	for _, ik := range p.rec.indexKeys() {
+		puts = append(puts, [3][]byte{ik[0], ik[1], nil})
+	}
+	for _, d := range p.dels {
+		puts = append(puts, [3][]byte{bucketDeliveries, d.key, d.val})
+		if d.due != nil {
+			puts = append(puts, [3][]byte{bucketDue, d.due, nil})
+		}
+		w.count("delivery", d.status, 1)
+	}
+	for _, put := range puts {
+		if err := w.b(put[0]).Put(put[1], put[2]); err != nil {
+			return fmt.Errorf("put %s: %w", put[0], err)
+		}
+	}
+	w.count("event", p.rec.Status, 1)
+	return nil
+}
+
+// Claim marks up to n deliveries for target due at or before now as in
+// flight, oldest due first, leased until now+lease. An in-flight delivery
+// stays in the due index at the end of its lease, so that it is due again
+// when the lease runs out.
+func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, lease time.Duration) ([]relay.Job, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	var jobs []relay.Job
+	err := db.update(ctx, func(w *wtx) error {
+		jobs = nil
+		prefix := namePrefix(target)
+		limit, until := nanos(now), nanos(now.Add(lease))
+		var keys [][]byte
+		c := w.b(bucketDue).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n; k, _ = c.Next() {
+			if at, _, ok := splitTimedKey(k, len(prefix)); !ok || at > limit {
+				break
+			}
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			_, dk, _ := splitTimedKey(k, len(prefix))
+			if err := w.b(bucketDue).Delete(k); err != nil {
+				return err
+			}
+			var d deliveryRec
+			ok, err := getJSON(w.tx, bucketDeliveries, dk, &d)
+			if err != nil {
+				return err
+			}
+			if !ok || final(d.Status) {
+				continue // a stale index entry; dropping it is the repair
+			}
+			w.move("delivery", d.Status, relay.DeliveryInFlight)
+			d.Status, d.Due = relay.DeliveryInFlight, until
+			if err := w.b(bucketDue).Put(dueKey(&d, until), nil); err != nil {
+				return err
+			}
+			if err := w.b(bucketInFlight).Put(dk, u64(until)); err != nil {
+				return err
+			}
+			if err := w.putJSON(bucketDeliveries, dk, &d); err != nil {
+				return err
+			}
+			var e eventRec
+			if _, err := getJSON(w.tx, bucketEvents, []byte(d.EventID), &e); err != nil {
+				return err
+			}
+			jobs = append(jobs, relay.Job{
+				EventID:     d.EventID,
+				Target:      d.Target,
+				Type:        e.Type,
+				Source:      e.Source,
+				Tenant:      e.Tenant,
+				Attempts:    d.Attempts,
+				Tries:       d.Tries,
+				Since:       d.Since,
+				Envelope:    bytes.Clone(w.b(bucketEnvelopes).Get([]byte(d.EventID))),
+				TraceParent: e.TraceParent,
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", target, err)
+	}
+	return jobs, nil
+}
+
+// Complete records an attempt at an in-flight delivery and its new state,
+// and recomputes the event's status. A dead delivery's DeadAt is the
+// attempt's time (db.Now() when it has none). Completing a delivery that is
+// not in flight is relay.ErrNotFound.
+func (db *DB) Complete(ctx context.Context, r relay.Result) error {
+	name := r.EventID + ":" + r.Target
+	switch r.Status {
+	case relay.DeliverySucceeded, relay.DeliveryRetrying, relay.DeliveryDead:
+	default:
+		return fmt.Errorf("complete %s: status %q, want succeeded, retrying or dead", name, r.Status)
+	}
+	deadAt := r.Attempt.At
+	if deadAt.IsZero() {
+		deadAt = db.Now()
+	}
+	var delta int64
+	err := db.update(ctx, func(w *wtx) error {
+		delta = 0
+		dk := deliveryKey(r.EventID, r.Target)
+		var d deliveryRec
+		ok, err := getJSON(w.tx, bucketDeliveries, dk, &d)
+		if err != nil {
+			return err
+		}
+		if !ok || d.Status != relay.DeliveryInFlight {
+			return fmt.Errorf("delivery not in flight: %w", relay.ErrNotFound)
+		}
+		if err := w.b(bucketDue).Delete(dueKey(&d, d.Due)); err != nil {
+			return err
+		}
+		if err := w.b(bucketInFlight).Delete(dk); err != nil {
+			return err
+		}
+		d.History = append(d.History, r.Attempt)
+		if n := len(d.History); n > maxHistory {
+			d.History = d.History[n-maxHistory:]
+		}
+		d.Attempts++
+		d.Tries++
+		d.LastStatus, d.LastError = r.Attempt.Status, r.Attempt.Error
+		w.move("delivery", d.Status, r.Status)
+		d.Status = r.Status
+		switch r.Status {
+		case relay.DeliverySucceeded:
+			d.NextAt, d.Due = time.Time{}, 0
+			delta = -1
+		case relay.DeliveryRetrying:
+			d.NextAt, d.Due = r.NextAt, nanos(r.NextAt)
+			if err := w.b(bucketDue).Put(dueKey(&d, d.Due), nil); err != nil {
+				return err
+			}
+		case relay.DeliveryDead:
+			d.NextAt, d.Due = time.Time{}, 0
+			d.DeadAt, d.Reason = deadAt, r.Reason
+			if err := w.b(bucketDead).Put(deadKey(&d), []byte(d.Source)); err != nil {
+				return err
+			}
+			delta = -1
+		}
+		if err := w.putJSON(bucketDeliveries, dk, &d); err != nil {
+			return err
+		}
+		return w.refreshEvent(d.EventID)
+	})
+	if err != nil {
+		return fmt.Errorf("complete %s: %w", name, err)
+	}
+	db.pending.Add(delta)
+	return nil
+}
+
+// NextDue reports when target's earliest pending delivery is due. An
+// in-flight delivery counts at the end of its lease, when a Claim would
+// return it again.
+func (db *DB) NextDue(ctx context.Context, target string) (at time.Time, ok bool, err error) {
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		prefix := namePrefix(target)
+		k, _ := tx.Bucket(bucketDue).Cursor().Seek(prefix)
+		if k == nil || !bytes.HasPrefix(k, prefix) {
+			return nil
+		}
+		n, _, valid := splitTimedKey(k, len(prefix))
+		at, ok = fromNanos(n), valid
+		return nil
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next due %s: %w", target, err)
+	}
+	return at, ok, nil
+}
+
+// Pending counts deliveries not yet final (pending, in flight, retrying).
+// It reads a counter kept in memory, so it is cheap enough for every
+// ingest.
+func (db *DB) Pending(ctx context.Context) (int, error) {
+	return int(db.pending.Load()), nil
+}

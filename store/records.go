@@ -1,0 +1,275 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// maxHistory is how many attempts a delivery keeps (the most recent ones).
+const maxHistory = 50
+
+// eventRec is an event as stored in the events bucket: everything but the
+// envelope (kept in its own bucket, so that status changes do not rewrite
+// it) and the deliveries (one record each).
+type eventRec struct {
+	ID             string    `json:"id"`
+	Source         string    `json:"source"`
+	Tenant         string    `json:"tenant"`
+	Type           string    `json:"type"`
+	IdempotencyKey string    `json:"idempotency_key"`
+	Status         string    `json:"status"`
+	ReceivedAt     time.Time `json:"received_at"`
+	OccurredAt     time.Time `json:"occurred_at"`
+	CausationID    string    `json:"causation_id,omitempty"`
+	TraceParent    string    `json:"traceparent,omitempty"`
+}
+
+func newEventRec(e *relay.Event) eventRec {
+	return eventRec{
+		ID: e.ID, Source: e.Source, Tenant: e.Tenant, Type: e.Type,
+		IdempotencyKey: e.IdempotencyKey, Status: e.Status,
+		ReceivedAt: e.ReceivedAt, OccurredAt: e.OccurredAt,
+		CausationID: e.CausationID, TraceParent: e.TraceParent,
+	}
+}
+
+func (r *eventRec) event() relay.Event {
+	return relay.Event{
+		ID: r.ID, Source: r.Source, Tenant: r.Tenant, Type: r.Type,
+		IdempotencyKey: r.IdempotencyKey, Status: r.Status,
+		ReceivedAt: r.ReceivedAt, OccurredAt: r.OccurredAt,
+		CausationID: r.CausationID, TraceParent: r.TraceParent,
+		Deliveries: []relay.Delivery{},
+	}
+}
+
+// indexKeys returns the event's keys in the secondary indexes, by bucket.
+func (r *eventRec) indexKeys() [][2][]byte {
+	at := nanos(r.ReceivedAt)
+	id := []byte(r.ID)
+	return [][2][]byte{
+		{bucketByTime, timedKey(nil, at, id)},
+		{bucketByStatus, timedKey(namePrefix(r.Status), at, id)},
+		{bucketBySource, timedKey(namePrefix(r.Source), at, id)},
+		{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id)},
+		{bucketByType, timedKey(namePrefix(r.Type), at, id)},
+	}
+}
+
+// deliveryRec is a delivery as stored: the public fields plus what the
+// dispatcher and the indexes need.
+type deliveryRec struct {
+	relay.Delivery
+	Source string    `json:"source"`
+	Tries  int       `json:"tries"` // attempts since Since
+	Since  time.Time `json:"since"` // creation or last replay
+	// Due is the delivery's position in the due index (nanos): NextAt, or
+	// the end of the lease while in flight. Only final deliveries have none.
+	Due uint64 `json:"due"`
+}
+
+// final reports whether a delivery status is final (never due again
+// without a replay).
+func final(status string) bool {
+	switch status {
+	case relay.DeliverySucceeded, relay.DeliveryDead, relay.DeliverySkipped:
+		return true
+	}
+	return false
+}
+
+// eventStatus derives an event's status from its deliveries' statuses.
+func eventStatus(statuses []string, given string) string {
+	if len(statuses) == 0 {
+		if given == "" {
+			return relay.EventDiscarded
+		}
+		return given
+	}
+	status := relay.EventDelivered
+	for _, s := range statuses {
+		switch {
+		case s == relay.DeliveryDead:
+			return relay.EventFailed
+		case !final(s):
+			status = relay.EventQueued
+		}
+	}
+	return status
+}
+
+// Bucket names.
+var (
+	bucketMeta       = []byte("meta")
+	bucketEvents     = []byte("events")
+	bucketEnvelopes  = []byte("envelopes")
+	bucketRaws       = []byte("raws")
+	bucketDeliveries = []byte("deliveries")
+	bucketDue        = []byte("due")
+	bucketInFlight   = []byte("inflight")
+	bucketDead       = []byte("dead")
+	bucketKeys       = []byte("keys")
+	bucketKeyExp     = []byte("keyexp")
+	bucketNonces     = []byte("nonces")
+	bucketNonceExp   = []byte("nonceexp")
+	bucketByTime     = []byte("bytime")
+	bucketByStatus   = []byte("bystatus")
+	bucketBySource   = []byte("bysource")
+	bucketByTenant   = []byte("bytenant")
+	bucketByType     = []byte("bytype")
+	bucketCounts     = []byte("counts")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketEvents, bucketEnvelopes, bucketRaws, bucketDeliveries,
+		bucketDue, bucketInFlight, bucketDead, bucketKeys, bucketKeyExp,
+		bucketNonces, bucketNonceExp, bucketByTime, bucketByStatus,
+		bucketBySource, bucketByTenant, bucketByType, bucketCounts,
+	}
+)
+
+// wtx is one operation's view of a write transaction: the buckets, and the
+// counter changes it makes, written by flush. A wtx lives for one run of
+// one operation's function.
+type wtx struct {
+	tx     *bolt.Tx
+	counts map[string]int64
+}
+
+func newWtx(tx *bolt.Tx) *wtx { return &wtx{tx: tx, counts: map[string]int64{}} }
+
+func (w *wtx) b(name []byte) *bolt.Bucket { return w.tx.Bucket(name) }
+
+// count adds n to the counter of an event or delivery status.
+func (w *wtx) count(kind, status string, n int64) {
+	if status != "" && n != 0 {
+		w.counts[kind+"/"+status] += n
+	}
+}
+
+// move counts one record of kind leaving status from and entering to.
+func (w *wtx) move(kind, from, to string) {
+	if from != to {
+		w.count(kind, from, -1)
+		w.count(kind, to, 1)
+	}
+}
+
+// flush writes the counter changes.
+func (w *wtx) flush() error {
+	b := w.b(bucketCounts)
+	for k, n := range w.counts {
+		if n == 0 {
+			continue
+		}
+		if err := b.Put([]byte(k), putInt64(getInt64(b.Get([]byte(k)))+n)); err != nil {
+			return err
+		}
+	}
+	clear(w.counts)
+	return nil
+}
+
+// getJSON decodes the value under k in bucket name into v; ok is false when
+// there is none.
+func getJSON(tx *bolt.Tx, name, k []byte, v any) (ok bool, err error) {
+	data := tx.Bucket(name).Get(k)
+	if data == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode %s %q: %w", name, k, err)
+	}
+	return true, nil
+}
+
+// putJSON encodes v under k in bucket name.
+func (w *wtx) putJSON(name, k []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return w.b(name).Put(k, data)
+}
+
+// deliveries returns the delivery records of event id, ordered by target.
+func deliveries(tx *bolt.Tx, id string) ([]deliveryRec, error) {
+	var recs []deliveryRec
+	p := eventPrefix(id)
+	c := tx.Bucket(bucketDeliveries).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		var d deliveryRec
+		if err := json.Unmarshal(v, &d); err != nil {
+			return nil, fmt.Errorf("decode delivery %q: %w", k, err)
+		}
+		recs = append(recs, d)
+	}
+	return recs, nil
+}
+
+// statusOnly decodes just a delivery's status.
+type statusOnly struct {
+	Status string `json:"status"`
+}
+
+// deliveryStatuses returns the statuses of event id's deliveries.
+func deliveryStatuses(tx *bolt.Tx, id string) ([]string, error) {
+	var ss []string
+	p := eventPrefix(id)
+	c := tx.Bucket(bucketDeliveries).Cursor()
+	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+		var s statusOnly
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, fmt.Errorf("decode delivery %q: %w", k, err)
+		}
+		ss = append(ss, s.Status)
+	}
+	return ss, nil
+}
+
+// refreshEvent recomputes event id's status from its deliveries and, when
+// it changed, rewrites the event and moves it in the status index.
+func (w *wtx) refreshEvent(id string) error {
+	var e eventRec
+	ok, err := getJSON(w.tx, bucketEvents, []byte(id), &e)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("event %s: %w", id, relay.ErrNotFound)
+	}
+	ss, err := deliveryStatuses(w.tx, id)
+	if err != nil {
+		return err
+	}
+	status := eventStatus(ss, e.Status)
+	if status == e.Status {
+		return nil
+	}
+	at, bid := nanos(e.ReceivedAt), []byte(id)
+	idx := w.b(bucketByStatus)
+	if err := idx.Delete(timedKey(namePrefix(e.Status), at, bid)); err != nil {
+		return err
+	}
+	if err := idx.Put(timedKey(namePrefix(status), at, bid), nil); err != nil {
+		return err
+	}
+	w.move("event", e.Status, status)
+	e.Status = status
+	return w.putJSON(bucketEvents, bid, &e)
+}
+
+// dueKey returns the due-index key of delivery d at position at.
+func dueKey(d *deliveryRec, at uint64) []byte {
+	return timedKey(namePrefix(d.Target), at, deliveryKey(d.EventID, d.Target))
+}
+
+// deadKey returns the dead-letter index key of delivery d.
+func deadKey(d *deliveryRec) []byte {
+	return timedKey(nil, nanos(d.DeadAt), deliveryKey(d.EventID, d.Target))
+}

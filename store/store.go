@@ -1,0 +1,267 @@
+// Package store keeps wprelay's events, deliveries and dedupe records in one
+// bbolt file. *DB implements relay.Queue, relay.Ledger and relay.Pruner; it
+// is the only package that imports bbolt.
+//
+// Every write goes through one commit path (see Options.Commit), so that
+// concurrent ingests share one fsync. Reads run in their own read-only
+// transactions and never wait for writes.
+//
+// bbolt holds an exclusive lock on the file, so one process serves a file:
+// Open therefore makes every delivery that was in flight when the previous
+// process stopped due again at once (at-least-once delivery).
+//
+// # Caveats
+//
+// Claim leases are not persisted beyond the process: a restart ends them
+// all. Completing a delivery after its lease ran out is still accepted as
+// long as no other worker has completed it. Prune never deletes an event with
+// a delivery that is not final, so events whose target was removed from the
+// configuration stay until their deliveries are replayed or dead.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// schemaVersion is the layout version kept in the meta bucket.
+const schemaVersion = 1
+
+// DefaultLockTimeout is how long Open waits for the file lock by default.
+const DefaultLockTimeout = 5 * time.Second
+
+// errReadOnly is returned for writes to a store opened with OpenReadOnly.
+var errReadOnly = fmt.Errorf("store opened read-only: %w", relay.ErrUnavailable)
+
+// Options configure a DB. The zero value is the production setting.
+type Options struct {
+	// Commit selects the commit path: CommitLoop (the default), CommitBatch
+	// or CommitSingle.
+	Commit string
+	// NoSync skips fsync. Tests only: a crash may lose committed writes.
+	// Default: false.
+	NoSync bool
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process. Default: 5s.
+	LockTimeout time.Duration
+	// Logger receives the store's few log lines. Default: discarded.
+	Logger *slog.Logger
+}
+
+// DB is a wprelay store in one bbolt file.
+type DB struct {
+	// Now is the clock used where a caller passes no time (a dead delivery
+	// whose attempt has no time). Default: time.Now.
+	Now func() time.Time
+
+	bolt    *bolt.DB
+	commit  *committer
+	log     *slog.Logger
+	pending atomic.Int64 // deliveries pending, in flight or retrying
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ relay.Queue  = (*DB)(nil)
+	_ relay.Ledger = (*DB)(nil)
+	_ relay.Pruner = (*DB)(nil)
+)
+
+// Open opens (or creates) the store at path. It waits up to
+// o.LockTimeout for the file lock, creates the buckets, checks the schema
+// version and makes every delivery left in flight by a previous process due
+// again.
+func Open(path string, o Options) (*DB, error) {
+	db := &DB{Now: time.Now, log: o.Logger}
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
+	}
+	bdb, err := openBolt(path, o, false)
+	if err != nil {
+		return nil, err
+	}
+	db.bolt = bdb
+	var recovered int
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		if err := initSchema(tx); err != nil {
+			return err
+		}
+		n, err := recoverInFlight(tx)
+		recovered = n
+		if err != nil {
+			return err
+		}
+		db.pending.Store(int64(tx.Bucket(bucketDue).Stats().KeyN))
+		return nil
+	})
+	if err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if db.commit, err = newCommitter(bdb, o.Commit, db.log); err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.log.Info("store opened", slog.String("path", path), slog.String("commit", db.commit.mode),
+		slog.Int64("pending", db.pending.Load()), slog.Int("recovered_in_flight", recovered))
+	return db, nil
+}
+
+// OpenReadOnly opens the store at path for reading only (offline tools).
+// It takes a shared lock, so it waits while a wprelay serves the file.
+// Every write returns an error wrapping relay.ErrUnavailable.
+func OpenReadOnly(path string, o Options) (*DB, error) {
+	db := &DB{Now: time.Now, log: o.Logger, commit: &committer{refuse: errReadOnly}}
+	if db.log == nil {
+		db.log = slog.New(slog.DiscardHandler)
+	}
+	bdb, err := openBolt(path, o, true)
+	if err != nil {
+		return nil, err
+	}
+	db.bolt = bdb
+	err = bdb.View(func(tx *bolt.Tx) error {
+		if err := checkSchema(tx); err != nil {
+			return err
+		}
+		db.pending.Store(int64(tx.Bucket(bucketDue).Stats().KeyN))
+		return nil
+	})
+	if err != nil {
+		bdb.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+func openBolt(path string, o Options, readOnly bool) (*bolt.DB, error) {
+	timeout := o.LockTimeout
+	if timeout <= 0 {
+		timeout = DefaultLockTimeout
+	}
+	if readOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open %s: %w", path, err)
+		}
+	}
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      timeout,
+		NoSync:       o.NoSync,
+		ReadOnly:     readOnly,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open %s: file still locked after %s, another wprelay may be running on this data dir: %w", path, timeout, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return bdb, nil
+}
+
+// initSchema creates the buckets and writes or checks the schema version.
+func initSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get([]byte("version")) == nil {
+		return meta.Put([]byte("version"), putInt64(schemaVersion))
+	}
+	return checkSchema(tx)
+}
+
+// checkSchema checks that every bucket exists and that the schema version
+// is the one this code writes.
+func checkSchema(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("bucket %s missing: not a wprelay store", name)
+		}
+	}
+	if v := getInt64(tx.Bucket(bucketMeta).Get([]byte("version"))); v != schemaVersion {
+		return fmt.Errorf("schema version %d, this wprelay reads version %d", v, schemaVersion)
+	}
+	return nil
+}
+
+// recoverInFlight makes every in-flight delivery due again at the time it
+// was due before it was claimed (which is in the past): the process that
+// claimed it is gone. It reports how many it moved.
+func recoverInFlight(tx *bolt.Tx) (int, error) {
+	var keys [][]byte
+	c := tx.Bucket(bucketInFlight).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		keys = append(keys, append([]byte(nil), k...))
+	}
+	w := newWtx(tx)
+	for _, k := range keys {
+		if err := w.b(bucketInFlight).Delete(k); err != nil {
+			return 0, err
+		}
+		var d deliveryRec
+		ok, err := getJSON(tx, bucketDeliveries, k, &d)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || d.Status != relay.DeliveryInFlight {
+			continue
+		}
+		if err := w.b(bucketDue).Delete(dueKey(&d, d.Due)); err != nil {
+			return 0, err
+		}
+		status := relay.DeliveryPending
+		if d.Attempts > 0 {
+			status = relay.DeliveryRetrying
+		}
+		w.move("delivery", d.Status, status)
+		d.Status = status
+		d.Due = nanos(d.NextAt)
+		if err := w.b(bucketDue).Put(dueKey(&d, d.Due), nil); err != nil {
+			return 0, err
+		}
+		if err := w.putJSON(bucketDeliveries, k, &d); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), w.flush()
+}
+
+// Close waits for the writes under way, stops the commit loop and closes
+// the file. Calling it again does nothing.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.commit.close()
+		if err := db.bolt.Close(); err != nil {
+			db.closeErr = fmt.Errorf("close %s: %w", db.bolt.Path(), err)
+		}
+	})
+	return db.closeErr
+}
+
+// Path returns the file's path.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// Size returns the file's size in bytes.
+func (db *DB) Size() int64 {
+	if fi, err := os.Stat(db.bolt.Path()); err == nil {
+		return fi.Size()
+	}
+	var n int64
+	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
