@@ -168,10 +168,16 @@ func (m *Main) Start(ctx context.Context) error {
 	in.MaxQueue = cfg.Limits.MaxQueue
 	in.DedupeTTL = cfg.Retention.Dedupe.D()
 	in.Notify = m.Dispatcher.Notify
+	in.Limits = &ingress.Limits{SourceRate: cfg.Limits.SourceRate, IPRate: cfg.Limits.IPRate}
+	for _, a := range cfg.TrustedProxies {
+		p, _ := config.ParsePrefix(a) // checked by Validate
+		in.Limits.TrustedProxies = append(in.Limits.TrustedProxies, p)
+	}
 
 	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With("component", "admin"))
 	api.Version = version
 	api.Notify = m.Dispatcher.Notify
+	api.Targets = func() any { return m.Dispatcher.Targets() }
 	api.Ready = func() error {
 		switch {
 		case m.draining.Load():
@@ -350,7 +356,8 @@ func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 			Name: t.Name, Kind: t.Kind, URL: t.URL, Timeout: t.Timeout.D(), MaxAttempts: t.MaxAttempts,
 			MaxAge: t.MaxAge.D(), MaxBackoff: t.MaxBackoff.D(), Concurrency: t.Concurrency, Rate: t.Rate,
 			SuccessCodes: t.SuccessCodes, AllowPrivate: t.AllowPrivate,
-			Signer: deliver.Signer{Audience: t.Audience},
+			Signer:  deliver.Signer{Audience: t.Audience},
+			Breaker: &deliver.Breaker{Failures: t.Breaker.Failures, Cooldown: t.Breaker.Cooldown.D(), MaxCooldown: t.Breaker.MaxCooldown.D()},
 		}
 		if len(t.Headers) > 0 {
 			dt.Headers = map[string]string{}

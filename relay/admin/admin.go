@@ -30,6 +30,8 @@ type API struct {
 	Ready func() error
 	// Notify wakes the dispatcher after a replay. May be nil.
 	Notify func()
+	// Targets reports per-target delivery state (breakers) for stats. May be nil.
+	Targets func() any
 
 	token  [32]byte
 	router *httprouter.Router
@@ -271,7 +273,17 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s)
+	out := map[string]any{
+		"events": s.Events, "deliveries": s.Deliveries, "queue_depth": s.Pending, "dead_letters": s.Dead,
+	}
+	if !s.OldestDue.IsZero() {
+		out["oldest_pending"] = s.OldestDue
+		out["oldest_pending_age_seconds"] = a.Now().Sub(s.OldestDue).Seconds()
+	}
+	if a.Targets != nil {
+		out["targets"] = a.Targets()
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) fail(w http.ResponseWriter, err error) {

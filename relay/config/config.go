@@ -26,6 +26,9 @@ type Config struct {
 	Targets   []Target  `yaml:"targets"`   // may be empty (events are then discarded)
 	Routes    []Route   `yaml:"routes"`    // (source, types) → targets
 	Shutdown  Duration  `yaml:"shutdown"`  // grace for in-flight work on SIGTERM; default 10s
+	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For is
+	// believed for the client IP (rate limits, allow_ips); default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // Admin configures the admin listener.
@@ -117,6 +120,14 @@ type Target struct {
 	SuccessCodes  []int             `yaml:"success_codes"` // default any 2xx
 	AllowPrivate  bool              `yaml:"allow_private"` // http targets: allow loopback/private addresses
 	ReplyTo       string            `yaml:"reply_to"`
+	Breaker       Breaker           `yaml:"breaker"`
+}
+
+// Breaker configures a target's circuit breaker.
+type Breaker struct {
+	Failures    int      `yaml:"failures"`     // consecutive failures that open it; default 5
+	Cooldown    Duration `yaml:"cooldown"`     // first cool-down before a probe; default 30s
+	MaxCooldown Duration `yaml:"max_cooldown"` // cool-downs double up to this; default 5m
 }
 
 // Route maps a source's event types to targets.

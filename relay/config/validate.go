@@ -78,6 +78,11 @@ func (c *Config) Validate() error {
 	if c.Limits.IPRate < 0 || c.Limits.SourceRate < 0 {
 		bad("limits", "rates must be 0 (off) or positive")
 	}
+	for i, a := range c.TrustedProxies {
+		if _, err := ParsePrefix(a); err != nil {
+			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an address or CIDR", a)
+		}
+	}
 	if c.Retention.Dedupe.D() < 24*time.Hour {
 		bad("retention.dedupe", "%s is too short: providers retry for days (Stripe: 3 days); use at least 24h", c.Retention.Dedupe.D())
 	}

@@ -43,8 +43,9 @@ type Target struct {
 	Rate         float64       // attempts/s; 0 = unlimited
 	Headers      map[string]string
 	Signer       Signer
-	SuccessCodes []int // default any 2xx
-	AllowPrivate bool  // http targets only; wordpress targets are local by nature
+	SuccessCodes []int    // default any 2xx
+	AllowPrivate bool     // http targets only; wordpress targets are local by nature
+	Breaker      *Breaker // nil: the defaults (5 failures, 30 s cool-down)
 }
 
 // Dispatcher runs the delivery loops. Set fields before Run.
@@ -85,7 +86,10 @@ func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 		if t.Signer.TTL == 0 {
 			t.Signer.TTL = min(t.Timeout+time.Minute, 300*time.Second)
 		}
-		l := &loop{d: d, t: t, kick: make(chan struct{}, 1)}
+		l := &loop{d: d, t: t, kick: make(chan struct{}, 1), breaker: t.Breaker}
+		if l.breaker == nil {
+			l.breaker = &Breaker{}
+		}
 		if t.Rate > 0 {
 			l.limit = rate.NewLimiter(rate.Limit(t.Rate), max(1, int(t.Rate)))
 		}
@@ -122,6 +126,23 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
+// TargetState is a target's delivery health, for stats.
+type TargetState struct {
+	Breaker      string    `json:"breaker"`
+	BreakerSince time.Time `json:"breaker_since,omitzero"`
+	RetryAt      time.Time `json:"breaker_retry_at,omitzero"`
+}
+
+// Targets reports each target's breaker state.
+func (d *Dispatcher) Targets() map[string]TargetState {
+	out := make(map[string]TargetState, len(d.targets))
+	for _, l := range d.targets {
+		s, since, retry := l.breaker.State()
+		out[l.t.Name] = TargetState{Breaker: s, BreakerSince: since, RetryAt: retry}
+	}
+	return out
+}
+
 // Running reports whether Run is running and not draining.
 func (d *Dispatcher) Running() bool { return d.running.Load() }
 
@@ -141,11 +162,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 
 // loop schedules one target's deliveries.
 type loop struct {
-	d      *Dispatcher
-	t      Target
-	client *retryablehttp.Client
-	limit  *rate.Limiter
-	kick   chan struct{}
+	d       *Dispatcher
+	t       Target
+	client  *retryablehttp.Client
+	limit   *rate.Limiter
+	kick    chan struct{}
+	breaker *Breaker
 }
 
 func (l *loop) lease() time.Duration {
@@ -170,10 +192,14 @@ func (l *loop) run(ctx context.Context) {
 			return
 		}
 		free := l.t.Concurrency - inflight
-		if free > 0 {
-			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, l.d.Now(), free, l.lease())
+		allowed := l.breaker.Allow(l.d.Now(), free)
+		if allowed > 0 {
+			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, l.d.Now(), allowed, l.lease())
 			if err != nil && ctx.Err() == nil {
 				log.Error("claim", slog.String("error", err.Error()))
+			}
+			if len(jobs) == 0 && allowed < free {
+				l.breaker.Release() // an unused half-open probe
 			}
 			for _, job := range jobs {
 				inflight++
@@ -182,12 +208,15 @@ func (l *loop) run(ctx context.Context) {
 					done <- struct{}{}
 				}()
 			}
-			if len(jobs) == free && len(jobs) > 0 {
-				// Every slot is busy; wait for one to free up.
+			if len(jobs) == allowed {
+				// Every slot we may use is busy; wait for one to free up.
 				free = 0
 			}
 		}
 		wait := 5 * time.Second
+		if w := l.breaker.Wait(l.d.Now()); w > 0 {
+			wait, free = w, 0 // open: nothing is claimed until the probe time
+		}
 		if free > 0 {
 			if at, ok, err := l.d.Queue.NextDue(ctx, l.t.Name); err == nil && ok {
 				wait = min(wait, max(at.Sub(l.d.Now()), 10*time.Millisecond))
@@ -253,6 +282,9 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 			res.Status = relay.DeliveryRetrying
 		}
 	}
+	// The breaker hears about the target's health: an answer on purpose
+	// (2xx, or a final 4xx) means it is up.
+	l.breaker.Record(now, res.Status == relay.DeliverySucceeded || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))
 	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
 		l.d.Logger.Error("complete", slog.String("event_id", job.EventID), slog.String("target", job.Target), slog.String("error", err.Error()))
 	}

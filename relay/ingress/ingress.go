@@ -16,10 +16,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
-	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,6 +62,8 @@ type Ingress struct {
 	// Notify is called after a commit that queued deliveries (wakes the
 	// dispatcher). May be nil.
 	Notify func()
+	// Limits rate-limits per source and client IP; nil = off.
+	Limits *Limits
 
 	sources map[string]*Source
 	router  *httprouter.Router
@@ -177,10 +180,16 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 			return 0, reject(http.StatusNotFound, "unknown_source", "source %q has no tenant %q", src.Name, name)
 		}
 	}
-	if len(src.AllowIPs) > 0 && !allowed(src.AllowIPs, r.RemoteAddr) {
-		return 0, reject(http.StatusForbidden, "forbidden", "this address may not send to source %q", src.Name)
+	ip := in.Limits.clientIP(r)
+	if len(src.AllowIPs) > 0 && !contains(src.AllowIPs, ip) {
+		return 0, reject(http.StatusForbidden, "forbidden", "this address may not send to source %q; add it to the source's allow_ips", src.Name)
 	}
 	now := in.Now()
+	if wait, ok := in.Limits.allow(src.Name, ip, now); !ok {
+		rj := reject(http.StatusTooManyRequests, "rate_limited", "too many requests for source %q; retry after the Retry-After delay", src.Name)
+		rj.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
+		return 0, rj
+	}
 	req := &provider.Request{Method: r.Method, URL: publicURL(src, r), Header: r.Header, Now: now}
 
 	if g, ok := src.Verifier.(provider.Greeter); ok {
@@ -452,24 +461,6 @@ func allowedType(allowed []string, header string) bool {
 	}
 	for _, a := range allowed {
 		if strings.EqualFold(a, mt) {
-			return true
-		}
-	}
-	return false
-}
-
-func allowed(prefixes []netip.Prefix, remote string) bool {
-	host, _, err := net.SplitHostPort(remote)
-	if err != nil {
-		host = remote
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return false
-	}
-	a = a.Unmap()
-	for _, p := range prefixes {
-		if p.Contains(a) {
 			return true
 		}
 	}

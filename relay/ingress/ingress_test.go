@@ -1,0 +1,214 @@
+package ingress
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/provider"
+	"github.com/wprelay/wprelay/store"
+)
+
+func mustIngress(t *testing.T, sources ...*Source) (*Ingress, *store.DB) {
+	t.Helper()
+	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	in := New(db, relay.NewRouter(nil), sources, slog.New(slog.DiscardHandler))
+	return in, db
+}
+
+func githubSource(t *testing.T, name string, tenants ...Tenant) *Source {
+	t.Helper()
+	v, err := provider.New(provider.Options{Kind: "github"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Source{Name: name, Kind: "github", Verifier: v, Tenants: tenants}
+}
+
+func githubRequest(secret, body, delivery, remote string) *http.Request {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	r := httptest.NewRequest("POST", "/hooks/gh", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	r.Header.Set("X-GitHub-Event", "push")
+	r.Header.Set("X-GitHub-Delivery", delivery)
+	if remote != "" {
+		r.RemoteAddr = remote
+	}
+	return r
+}
+
+func serve(in *Ingress, r *http.Request) (*httptest.ResponseRecorder, map[string]any) {
+	w := httptest.NewRecorder()
+	in.ServeHTTP(w, r)
+	var body map[string]any
+	_ = json.Unmarshal(w.Body.Bytes(), &body)
+	return w, body
+}
+
+func TestIngress_TenantFoundBySecret(t *testing.T) {
+	in, db := mustIngress(t, githubSource(t, "gh",
+		Tenant{Name: "alpha", Keys: [][]byte{[]byte("alpha-secret")}},
+		Tenant{Name: "beta", Keys: [][]byte{[]byte("beta-old"), []byte("beta-new")}}))
+	w, body := serve(in, githubRequest("beta-new", `{"a":1}`, "d1", ""))
+	if w.Code != 202 {
+		t.Fatalf("%d %v", w.Code, body)
+	}
+	ev, err := db.Event(t.Context(), body["id"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Tenant != "beta" || ev.IdempotencyKey != "gh:beta:d1" || ev.Status != relay.EventDiscarded {
+		t.Fatalf("event %+v", ev)
+	}
+	raw, err := db.Raw(t.Context(), ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := raw.Header["X-Hub-Signature-256"]; len(got) != 1 || got[0] != "REDACTED" {
+		t.Errorf("signature header stored as %v", got)
+	}
+}
+
+func TestIngress_RateLimitPerIP(t *testing.T) {
+	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	in.Limits = &Limits{IPRate: 2}
+	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	in.Now = func() time.Time { return now }
+	codes := map[int]int{}
+	var retryAfter string
+	for i := range 5 {
+		w, _ := serve(in, githubRequest("s", `{}`, "flood-"+string(rune('a'+i)), "192.0.2.1:5000"))
+		codes[w.Code]++
+		if w.Code == 429 {
+			retryAfter = w.Header().Get("Retry-After")
+		}
+	}
+	if codes[202] != 2 || codes[429] != 3 || retryAfter == "" {
+		t.Fatalf("flood: %v Retry-After %q", codes, retryAfter)
+	}
+	// Another client of the same source is still served.
+	if w, body := serve(in, githubRequest("s", `{}`, "other", "192.0.2.2:5000")); w.Code != 202 {
+		t.Fatalf("other IP: %d %v", w.Code, body)
+	}
+	// A second later the first client has tokens again.
+	now = now.Add(time.Second)
+	if w, _ := serve(in, githubRequest("s", `{}`, "later", "192.0.2.1:5000")); w.Code != 202 {
+		t.Fatalf("after a second: %d", w.Code)
+	}
+}
+
+func TestIngress_RateLimitPerSource(t *testing.T) {
+	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	in.Limits = &Limits{SourceRate: 1}
+	in.Now = func() time.Time { return time.Unix(1_800_000_000, 0) }
+	w1, _ := serve(in, githubRequest("s", `{}`, "1", "192.0.2.1:1"))
+	w2, body := serve(in, githubRequest("s", `{}`, "2", "192.0.2.9:1"))
+	if w1.Code != 202 || w2.Code != 429 || body["error"] != "rate_limited" {
+		t.Fatalf("%d %d %v", w1.Code, w2.Code, body)
+	}
+}
+
+func TestIngress_AllowIPsAndTrustedProxy(t *testing.T) {
+	src := githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}})
+	src.AllowIPs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+	in, _ := mustIngress(t, src)
+	in.Limits = &Limits{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}
+
+	cases := []struct {
+		name, remote, xff string
+		want              int
+	}{
+		{"direct, allowed", "203.0.113.5:1", "", 202},
+		{"direct, refused", "198.51.100.1:1", "", 403},
+		{"untrusted peer cannot claim an address", "198.51.100.1:1", "203.0.113.5", 403},
+		{"trusted proxy, allowed client", "127.0.0.1:1", "203.0.113.7", 202},
+		{"trusted proxy, spoofed left entry ignored", "127.0.0.1:1", "203.0.113.7, 198.51.100.2", 403},
+		{"trusted proxy, refused client", "127.0.0.1:1", "198.51.100.3", 403},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := githubRequest("s", `{}`, "ip-"+string(rune('a'+i)), c.remote)
+			if c.xff != "" {
+				r.Header.Set("X-Forwarded-For", c.xff)
+			}
+			w, body := serve(in, r)
+			if w.Code != c.want {
+				t.Fatalf("%d, want %d: %v", w.Code, c.want, body)
+			}
+			if c.want == 403 && body["error"] != "forbidden" {
+				t.Fatalf("error %v", body["error"])
+			}
+		})
+	}
+}
+
+// chunked has no Content-Length, so the limit must trip while reading.
+type chunked struct{ n int }
+
+func (c *chunked) Read(p []byte) (int, error) {
+	if c.n <= 0 {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n)
+	for i := range k {
+		p[i] = 'x'
+	}
+	c.n -= k
+	return k, nil
+}
+
+func TestIngress_OversizedWhileReading(t *testing.T) {
+	src := githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}})
+	src.MaxBody = 1000
+	in, _ := mustIngress(t, src)
+	r := httptest.NewRequest("POST", "/hooks/gh", &chunked{n: 1 << 20})
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/json")
+	w, body := serve(in, r)
+	if w.Code != 413 || body["error"] != "payload_too_large" {
+		t.Fatalf("%d %v", w.Code, body)
+	}
+}
+
+func TestIngress_QueueFull(t *testing.T) {
+	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	in.MaxQueue = 0
+	w, body := serve(in, githubRequest("s", `{}`, "q", ""))
+	if w.Code != 503 || body["error"] != "unavailable" || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("%d %v %v", w.Code, body, w.Header())
+	}
+}
+
+func TestRedact(t *testing.T) {
+	h := http.Header{
+		"Authorization": {"Bearer x"}, "Stripe-Signature": {"t=1,v1=ab"}, "X-Shopify-Hmac-Sha256": {"x"},
+		"Cookie": {"a=b"}, "Webhook-Signature": {"v1,x"}, "X-Api-Key": {"k"}, "Content-Type": {"application/json"},
+	}
+	got := redact(h)
+	for k := range h {
+		want := "REDACTED"
+		if k == "Content-Type" {
+			want = "application/json"
+		}
+		if got[k][0] != want {
+			t.Errorf("%s = %q, want %q", k, got[k][0], want)
+		}
+	}
+}
