@@ -201,6 +201,7 @@ func TestDecodeMAC(t *testing.T) {
 		{"base64 raw", strings.TrimRight(b64, "="), true, true},
 		{"base64 url alphabet", strings.NewReplacer("+", "-", "/", "_").Replace(b64) + "AAAA", true, false},
 		{"base64 short", b64[:40], true, false},
+		{"base64 non-zero padding bits", nonCanonical(b64), true, false},
 		{"base64 garbage", strings.Repeat("!", 44), true, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,6 +217,14 @@ func TestDecodeMAC(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nonCanonical returns b64 (the padded base64 of 32 bytes) with a padding
+// bit of its last character set: lenient decoders read the same bytes.
+func nonCanonical(b64 string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	i := strings.IndexByte(alphabet, b64[42])
+	return b64[:42] + string(alphabet[i^1]) + b64[43:]
 }
 
 func TestDecodeObject(t *testing.T) {

@@ -172,6 +172,7 @@ func TestStripe_Verify_RejectsGarbledHeader(t *testing.T) {
 		"missing":           "",
 		"no timestamp":      "v1=" + good,
 		"no v1":             "t=" + ts + ",v0=" + good,
+		"only v0 matches":   "t=" + ts + ",v1=" + strings.Repeat("0", 64) + ",v0=" + good,
 		"timestamp not int": "t=abc,v1=" + good,
 		"signed +timestamp": "t=+" + ts + ",v1=" + hexMAC([]byte(stripeSecret), "+"+ts+"."+string(stripeBody)),
 		"two timestamps":    "t=" + ts + ",t=" + ts + ",v1=" + good,
