@@ -77,6 +77,9 @@ type committer struct {
 }
 
 func newCommitter(db *bolt.DB, mode string, log *slog.Logger) (*committer, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	c := &committer{db: db, mode: mode, log: log}
 	switch mode {
 	case "", CommitLoop:

@@ -87,10 +87,11 @@ func final(status string) bool {
 // eventStatus derives an event's status from its deliveries' statuses.
 func eventStatus(statuses []string, given string) string {
 	if len(statuses) == 0 {
-		if given == "" {
-			return relay.EventDiscarded
+		// Nothing to deliver: discarded, unless the caller says delivered.
+		if given == relay.EventDelivered {
+			return given
 		}
-		return given
+		return relay.EventDiscarded
 	}
 	status := relay.EventDelivered
 	for _, s := range statuses {
@@ -103,35 +104,6 @@ func eventStatus(statuses []string, given string) string {
 	}
 	return status
 }
-
-// Bucket names.
-var (
-	bucketMeta       = []byte("meta")
-	bucketEvents     = []byte("events")
-	bucketEnvelopes  = []byte("envelopes")
-	bucketRaws       = []byte("raws")
-	bucketDeliveries = []byte("deliveries")
-	bucketDue        = []byte("due")
-	bucketInFlight   = []byte("inflight")
-	bucketDead       = []byte("dead")
-	bucketKeys       = []byte("keys")
-	bucketKeyExp     = []byte("keyexp")
-	bucketNonces     = []byte("nonces")
-	bucketNonceExp   = []byte("nonceexp")
-	bucketByTime     = []byte("bytime")
-	bucketByStatus   = []byte("bystatus")
-	bucketBySource   = []byte("bysource")
-	bucketByTenant   = []byte("bytenant")
-	bucketByType     = []byte("bytype")
-	bucketCounts     = []byte("counts")
-
-	allBuckets = [][]byte{
-		bucketMeta, bucketEvents, bucketEnvelopes, bucketRaws, bucketDeliveries,
-		bucketDue, bucketInFlight, bucketDead, bucketKeys, bucketKeyExp,
-		bucketNonces, bucketNonceExp, bucketByTime, bucketByStatus,
-		bucketBySource, bucketByTenant, bucketByType, bucketCounts,
-	}
-)
 
 // wtx is one operation's view of a write transaction: the buckets, and the
 // counter changes it makes, written by flush. A wtx lives for one run of

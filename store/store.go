@@ -37,6 +37,35 @@ import (
 // schemaVersion is the layout version kept in the meta bucket.
 const schemaVersion = 1
 
+// Bucket names.
+var (
+	bucketMeta       = []byte("meta")
+	bucketEvents     = []byte("events")
+	bucketEnvelopes  = []byte("envelopes")
+	bucketRaws       = []byte("raws")
+	bucketDeliveries = []byte("deliveries")
+	bucketDue        = []byte("due")
+	bucketInFlight   = []byte("inflight")
+	bucketDead       = []byte("dead")
+	bucketKeys       = []byte("keys")
+	bucketKeyExp     = []byte("keyexp")
+	bucketNonces     = []byte("nonces")
+	bucketNonceExp   = []byte("nonceexp")
+	bucketByTime     = []byte("bytime")
+	bucketByStatus   = []byte("bystatus")
+	bucketBySource   = []byte("bysource")
+	bucketByTenant   = []byte("bytenant")
+	bucketByType     = []byte("bytype")
+	bucketCounts     = []byte("counts")
+
+	allBuckets = [][]byte{
+		bucketMeta, bucketEvents, bucketEnvelopes, bucketRaws, bucketDeliveries,
+		bucketDue, bucketInFlight, bucketDead, bucketKeys, bucketKeyExp,
+		bucketNonces, bucketNonceExp, bucketByTime, bucketByStatus,
+		bucketBySource, bucketByTenant, bucketByType, bucketCounts,
+	}
+)
+
 // DefaultLockTimeout is how long Open waits for the file lock by default.
 const DefaultLockTimeout = 5 * time.Second
 
@@ -173,6 +202,12 @@ func openBolt(path string, o Options, readOnly bool) (*bolt.DB, error) {
 
 // initSchema creates the buckets and writes or checks the schema version.
 func initSchema(tx *bolt.Tx) error {
+	if meta := tx.Bucket(bucketMeta); meta == nil || meta.Get([]byte("version")) == nil {
+		foreign := tx.ForEach(func([]byte, *bolt.Bucket) error { return errors.New("foreign") }) != nil
+		if foreign {
+			return errors.New("file has buckets but no wprelay schema version: not a wprelay store")
+		}
+	}
 	for _, name := range allBuckets {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
