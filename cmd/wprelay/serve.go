@@ -206,7 +206,8 @@ func (m *Main) Start(ctx context.Context) error {
 
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
-	m.wg.Go(func() { _ = m.Dispatcher.Run(dctx) })
+	waitDispatcher := m.Dispatcher.Start(dctx)
+	m.wg.Go(waitDispatcher)
 	m.wg.Go(func() { m.prune(dctx) })
 	m.wg.Go(func() { serve(log, m.public, m.publicLn, "public") })
 	if m.admin != nil {

@@ -204,11 +204,6 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "replaying", "replayed": n})
 }
 
-type deadView struct {
-	relay.Delivery
-	Reason string `json:"reason"`
-}
-
 func (a *API) listDead(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
 	q := r.URL.Query()
 	f := relay.DeadFilter{Source: q.Get("source"), Target: q.Get("target")}
@@ -226,12 +221,15 @@ func (a *API) listDead(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		a.fail(w, err)
 		return
 	}
-	out := make([]deadView, len(dead))
+	out := make([]relay.Delivery, len(dead))
 	for i, d := range dead {
 		if d.History == nil {
 			d.History = []relay.Attempt{}
 		}
-		out[i] = deadView{Delivery: d, Reason: d.LastError}
+		if d.Reason == "" {
+			d.Reason = d.LastError
+		}
+		out[i] = d
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": out, "next_cursor": next})
 }

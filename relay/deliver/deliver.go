@@ -149,15 +149,25 @@ func (d *Dispatcher) Running() bool { return d.running.Load() }
 // Run delivers until ctx is done, then waits for the attempts in flight to
 // end (each is bounded by its target's timeout) and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	wait := d.Start(ctx)
+	wait()
+	return nil
+}
+
+// Start launches the target loops and returns at once; Running is true when
+// it returns. The returned function blocks until ctx is done and the
+// attempts in flight have ended.
+func (d *Dispatcher) Start(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	for _, l := range d.targets {
 		wg.Go(func() { l.run(ctx) })
 	}
 	d.running.Store(true)
-	<-ctx.Done()
-	d.running.Store(false)
-	wg.Wait()
-	return nil
+	return func() {
+		<-ctx.Done()
+		d.running.Store(false)
+		wg.Wait()
+	}
 }
 
 // loop schedules one target's deliveries.
