@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -71,16 +72,17 @@ type committer struct {
 
 	commits atomic.Uint64
 	nops    atomic.Uint64
+	observe func(ops int, took time.Duration) // may be nil
 
 	txMu   sync.Mutex
 	lastTx *bolt.Tx // the last transaction seen, so each is counted once
 }
 
-func newCommitter(db *bolt.DB, mode string, log *slog.Logger) (*committer, error) {
+func newCommitter(db *bolt.DB, mode string, log *slog.Logger, observe func(int, time.Duration)) (*committer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &committer{db: db, mode: mode, log: log}
+	c := &committer{db: db, mode: mode, log: log, observe: observe}
 	switch mode {
 	case "", CommitLoop:
 		c.mode = CommitLoop
@@ -108,10 +110,16 @@ func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 	}
 	var err error
 	switch c.mode {
-	case CommitSingle:
-		err = c.db.Update(c.wrap(fn))
-	case CommitBatch:
-		err = c.db.Batch(c.wrap(fn))
+	case CommitSingle, CommitBatch:
+		start := time.Now()
+		if c.mode == CommitSingle {
+			err = c.db.Update(c.wrap(fn))
+		} else {
+			err = c.db.Batch(c.wrap(fn))
+		}
+		if err == nil && c.observe != nil {
+			c.observe(1, time.Since(start))
+		}
 	default:
 		o := &op{fn: fn, done: make(chan error, 1)}
 		select {
@@ -195,6 +203,7 @@ func (c *committer) loop() {
 // together and the failing one alone, which answers its own error.
 func (c *committer) commit(ops []*op) {
 	failed := -1
+	start := time.Now()
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		c.noteTx(tx)
 		for i, o := range ops {
@@ -210,6 +219,9 @@ func (c *committer) commit(ops []*op) {
 		// an op that ran alone.
 		if err != nil && failed < 0 {
 			c.log.Error("commit", slog.Int("ops", len(ops)), slog.Any("err", err))
+		}
+		if err == nil && c.observe != nil {
+			c.observe(len(ops), time.Since(start))
 		}
 		for _, o := range ops {
 			o.done <- err

@@ -25,7 +25,7 @@ func TestCommitter_Loop_FailingOpFailsAlone(t *testing.T) {
 	if err := bdb.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("b")); return err }); err != nil {
 		t.Fatal(err)
 	}
-	c, err := newCommitter(bdb, CommitLoop, nil)
+	c, err := newCommitter(bdb, CommitLoop, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -85,6 +85,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives the store's few log lines. Default: discarded.
 	Logger *slog.Logger
+	// OnCommit, when set, is told the size and duration of every commit
+	// (for metrics). It runs on the commit path: keep it cheap.
+	OnCommit func(ops int, took time.Duration)
 }
 
 // DB is a wprelay store in one bbolt file.
@@ -139,7 +142,7 @@ func Open(path string, o Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	if db.commit, err = newCommitter(bdb, o.Commit, db.log); err != nil {
+	if db.commit, err = newCommitter(bdb, o.Commit, db.log, o.OnCommit); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/wprelay/wprelay/relay/config"
 	"github.com/wprelay/wprelay/relay/deliver"
 	"github.com/wprelay/wprelay/relay/ingress"
+	"github.com/wprelay/wprelay/relay/metrics"
 	"github.com/wprelay/wprelay/relay/provider"
 	"github.com/wprelay/wprelay/store"
 )
@@ -126,6 +127,7 @@ type Main struct {
 
 	DB         *store.DB
 	Dispatcher *deliver.Dispatcher
+	Metrics    *metrics.Metrics
 	public     *http.Server
 	admin      *http.Server
 	publicLn   net.Listener
@@ -142,7 +144,17 @@ func (m *Main) Start(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{Commit: cfg.Store.Commit, Logger: log.With("component", "store")})
+	var sourceNames, targetNames []string
+	for _, s := range cfg.Sources {
+		sourceNames = append(sourceNames, s.Name)
+	}
+	for _, t := range cfg.Targets {
+		targetNames = append(targetNames, t.Name)
+	}
+	m.Metrics = metrics.New(sourceNames, targetNames)
+	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{
+		Commit: cfg.Store.Commit, Logger: log.With("component", "store"), OnCommit: m.Metrics.Commit,
+	})
 	if err != nil {
 		return err
 	}
@@ -162,12 +174,15 @@ func (m *Main) Start(ctx context.Context) error {
 
 	m.Dispatcher = deliver.New(db, targets, log.With("component", "deliver"))
 	m.Dispatcher.UserAgent = "wprelay/" + version
+	m.Dispatcher.Metrics = m.Metrics
+	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
 
 	in := ingress.New(db, router, sources, log.With("component", "ingress"))
 	in.MaxBody = cfg.Limits.MaxBody
 	in.MaxQueue = cfg.Limits.MaxQueue
 	in.DedupeTTL = cfg.Retention.Dedupe.D()
 	in.Notify = m.Dispatcher.Notify
+	in.Metrics = m.Metrics
 	in.Limits = &ingress.Limits{SourceRate: cfg.Limits.SourceRate, IPRate: cfg.Limits.IPRate}
 	for _, a := range cfg.TrustedProxies {
 		p, _ := config.ParsePrefix(a) // checked by Validate
@@ -178,6 +193,7 @@ func (m *Main) Start(ctx context.Context) error {
 	api.Version = version
 	api.Notify = m.Dispatcher.Notify
 	api.Targets = func() any { return m.Dispatcher.Targets() }
+	api.Handle(http.MethodGet, "/metrics", m.Metrics.Handler())
 	api.Ready = func() error {
 		switch {
 		case m.draining.Load():

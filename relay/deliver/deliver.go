@@ -28,6 +28,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/metrics"
 )
 
 // Target is where deliveries go, with its retry policy.
@@ -56,6 +57,7 @@ type Dispatcher struct {
 	Rand      func() float64   // jitter source in [0,1); default math/rand/v2
 	BaseDelay time.Duration    // first retry delay before jitter; default 1s
 	UserAgent string
+	Metrics   *metrics.Metrics // nil = off
 
 	targets []*loop
 	running atomic.Bool
@@ -131,6 +133,16 @@ type TargetState struct {
 	Breaker      string    `json:"breaker"`
 	BreakerSince time.Time `json:"breaker_since,omitzero"`
 	RetryAt      time.Time `json:"breaker_retry_at,omitzero"`
+}
+
+// Breakers reports each target's breaker state (for metrics).
+func (d *Dispatcher) Breakers() map[string]string {
+	out := make(map[string]string, len(d.targets))
+	for _, l := range d.targets {
+		s, _, _ := l.breaker.State()
+		out[l.t.Name] = s
+	}
+	return out
 }
 
 // Targets reports each target's breaker state.
@@ -298,6 +310,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
 		l.d.Logger.Error("complete", slog.String("event_id", job.EventID), slog.String("target", job.Target), slog.String("error", err.Error()))
 	}
+	l.d.Metrics.Attempt(job.Target, status, took, res.Status)
 	level := slog.LevelInfo
 	if res.Status != relay.DeliverySucceeded {
 		level = slog.LevelWarn

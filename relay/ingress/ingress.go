@@ -28,6 +28,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/metrics"
 	"github.com/wprelay/wprelay/relay/provider"
 )
 
@@ -64,6 +65,8 @@ type Ingress struct {
 	Notify func()
 	// Limits rate-limits per source and client IP; nil = off.
 	Limits *Limits
+	// Metrics counts requests and events; nil = off.
+	Metrics *metrics.Metrics
 
 	sources map[string]*Source
 	router  *httprouter.Router
@@ -138,10 +141,12 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 	reqID := setRequestID(w, r)
 	out := outcome{source: ps.ByName("source"), tenant: ps.ByName("tenant")}
 	status, err := in.ingest(w, r, ps, &out)
+	code := ""
 	if err != nil {
-		status = in.writeError(w, err)
+		status, code = in.writeError(w, err)
 		out.result = "rejected"
 	}
+	in.Metrics.Request(out.source, out.result, code, time.Since(start))
 	level := slog.LevelInfo
 	if status >= 500 {
 		level = slog.LevelWarn
@@ -153,6 +158,7 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 		slog.String("event_id", out.eventID),
 		slog.String("outcome", out.result),
 		slog.Int("status", status),
+		slog.String("code", code),
 		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
 	}
 	if err != nil {
@@ -268,6 +274,13 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		in.Notify()
 	}
 	out.events = len(outcomes)
+	dups := 0
+	for _, o := range outcomes {
+		if o.Duplicate {
+			dups++
+		}
+	}
+	in.Metrics.Events(src.Name, len(outcomes)-dups, dups)
 	return in.answer(w, outcomes, out)
 }
 
@@ -505,8 +518,9 @@ func redact(h http.Header) map[string][]string {
 	return out
 }
 
-// writeError is the one place where errors become HTTP answers.
-func (in *Ingress) writeError(w http.ResponseWriter, err error) int {
+// writeError is the one place where errors become HTTP answers. It returns
+// the status and the error code it wrote.
+func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
 	var rj *rejection
 	switch {
 	case errors.As(err, &rj):
@@ -538,7 +552,7 @@ func (in *Ingress) writeError(w http.ResponseWriter, err error) int {
 		w.Header().Set("Retry-After", rj.retryAfter)
 	}
 	writeJSON(w, rj.status, errorBody{rj.code, rj.msg})
-	return rj.status
+	return rj.status, rj.code
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
