@@ -250,6 +250,9 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 	b := &relay.Batch{Nonce: parsed.Nonce, NonceExpires: parsed.NonceExpires, Events: make([]relay.Incoming, 0, len(parsed.Items))}
 	raw := &relay.Raw{Method: r.Method, Path: r.URL.RequestURI(), Header: redact(r.Header), Body: req.Body}
 	traceparent := r.Header.Get("Traceparent")
+	if !validTraceparent(traceparent) {
+		traceparent = newTraceparent() // the trace starts here
+	}
 	routed := false
 	for _, it := range parsed.Items {
 		ev, err := in.event(src, tenant, it, now, traceparent)
@@ -585,4 +588,33 @@ func saneID(s string) bool {
 		}
 	}
 	return true
+}
+
+// validTraceparent reports whether s is a W3C traceparent we can continue:
+// version 00, a non-zero 32-hex trace id and 16-hex parent id, 2-hex flags.
+func validTraceparent(s string) bool {
+	if len(s) != 55 || s[:3] != "00-" || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	trace, parent := s[3:35], s[36:52]
+	if !isLowerHex(trace) || !isLowerHex(parent) || !isLowerHex(s[53:]) {
+		return false
+	}
+	return trace != "00000000000000000000000000000000" && parent != "0000000000000000"
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// newTraceparent starts a sampled trace.
+func newTraceparent() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
 }

@@ -212,3 +212,26 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestIngress_TraceparentContinuedOrStarted(t *testing.T) {
+	in, db := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	r := githubRequest("s", `{}`, "t1", "")
+	r.Header.Set("Traceparent", parent)
+	_, body := serve(in, r)
+	ev, err := db.Event(t.Context(), body["id"].(string))
+	if err != nil || ev.TraceParent != parent {
+		t.Fatalf("continued: %q %v", ev.TraceParent, err)
+	}
+	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"} {
+		r := githubRequest("s", `{}`, "t-"+bad, "")
+		if bad != "" {
+			r.Header.Set("Traceparent", bad)
+		}
+		_, body := serve(in, r)
+		ev, _ := db.Event(t.Context(), body["id"].(string))
+		if !validTraceparent(ev.TraceParent) || ev.TraceParent == bad {
+			t.Errorf("traceparent %q stored as %q", bad, ev.TraceParent)
+		}
+	}
+}
