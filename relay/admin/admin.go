@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -50,6 +51,17 @@ func New(ledger relay.Ledger, token string, logger *slog.Logger) *API {
 	r.GET("/admin/v1/dlq", a.auth(a.listDead))
 	r.POST("/admin/v1/dlq/replay", a.auth(a.replayDead))
 	r.GET("/admin/v1/stats", a.auth(a.stats))
+	// Profiles for operators, behind the token like the rest.
+	r.GET("/debug/pprof/:name", a.auth(func(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
+		switch ps.ByName("name") {
+		case "profile":
+			pprof.Profile(w, r)
+		case "trace":
+			pprof.Trace(w, r)
+		default:
+			pprof.Handler(ps.ByName("name")).ServeHTTP(w, r)
+		}
+	}))
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such admin route; see /admin/v1/events")
 	})
