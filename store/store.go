@@ -303,3 +303,15 @@ func (db *DB) Size() int64 {
 	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
 	return n
 }
+
+// Check verifies the file's page structure (bbolt's consistency check) and
+// returns every problem it finds, joined.
+func (db *DB) Check() error {
+	return db.bolt.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+}
