@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -89,12 +90,21 @@ func loadConfig(path, dataDir string) (config.Config, string, error) {
 	}
 	if dataDir != "" {
 		cfg.DataDir = dataDir
-	} else if !filepath.IsAbs(cfg.DataDir) {
-		// A relative data_dir is relative to the config file, not to
-		// wherever the service happens to start.
-		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	} else {
+		cfg.DataDir = relativeTo(path, cfg.DataDir)
 	}
+	cfg.TLS.CertFile = relativeTo(path, cfg.TLS.CertFile)
+	cfg.TLS.KeyFile = relativeTo(path, cfg.TLS.KeyFile)
 	return cfg, "", nil
+}
+
+// relativeTo resolves a relative path in the config file against the
+// file's directory, not wherever the service happens to start.
+func relativeTo(configPath, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(filepath.Dir(configPath), p)
 }
 
 func indent(err error) error {
@@ -204,14 +214,27 @@ func (m *Main) Start(ctx context.Context) error {
 		return nil
 	}
 
-	m.public = newServer(in)
+	var public http.Handler = in
+	if cfg.TLS.CertFile != "" && cfg.TLS.HSTS > 0 {
+		public = hsts(in, cfg.TLS.HSTS.D())
+	}
+	m.public = newServer(public, cfg.HTTP)
 	m.publicLn, err = net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		db.Close()
 		return fmt.Errorf("listen %s: %w (is another wprelay running?)", cfg.Listen, err)
 	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			m.publicLn.Close()
+			db.Close()
+			return fmt.Errorf("tls: %w (check tls.cert_file and tls.key_file)", err)
+		}
+		m.publicLn = tls.NewListener(m.publicLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
+	}
 	if cfg.Admin.Listen != "" && cfg.Admin.Listen != "off" {
-		m.admin = newServer(api)
+		m.admin = newServer(api, cfg.HTTP)
 		m.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
 		if err != nil {
 			m.publicLn.Close()
@@ -304,15 +327,24 @@ func (m *Main) prune(ctx context.Context) {
 	}
 }
 
-func newServer(h http.Handler) *http.Server {
+func newServer(h http.Handler, c config.HTTP) *http.Server {
 	return &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
+		ReadHeaderTimeout: c.ReadHeaderTimeout.D(),
+		ReadTimeout:       c.ReadTimeout.D(),
+		WriteTimeout:      c.WriteTimeout.D(),
+		IdleTimeout:       c.IdleTimeout.D(),
+		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
+}
+
+// hsts adds Strict-Transport-Security to every answer.
+func hsts(h http.Handler, maxAge time.Duration) http.Handler {
+	v := fmt.Sprintf("max-age=%d", int(maxAge.Seconds()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", v)
+		h.ServeHTTP(w, r)
+	})
 }
 
 func serve(log *slog.Logger, srv *http.Server, ln net.Listener, name string) {
@@ -329,6 +361,9 @@ func buildSources(cfg config.Config) ([]*ingress.Source, error) {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
 		src := &ingress.Source{Name: s.Name, Kind: s.Kind, Verifier: v, ContentTypes: s.ContentTypes, MaxBody: s.MaxBody, PublicURL: s.PublicURL}
+		if len(src.ContentTypes) == 0 {
+			src.ContentTypes = provider.ContentTypes(v) // e.g. slack: JSON and forms
+		}
 		keys := func(secrets []config.Secret) ([][]byte, error) {
 			var ks [][]byte
 			for _, sec := range secrets {

@@ -29,6 +29,24 @@ type Config struct {
 	// TrustedProxies are CIDRs of reverse proxies whose X-Forwarded-For is
 	// believed for the client IP (rate limits, allow_ips); default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	HTTP           HTTP     `yaml:"http"` // public listener timeouts and limits
+	TLS            TLS      `yaml:"tls"`  // optional TLS on the public listener
+}
+
+// HTTP bounds what one client can hold of the public listener.
+type HTTP struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 5s (slow-loris clients are cut off)
+	ReadTimeout       Duration `yaml:"read_timeout"`        // whole request; default 30s
+	WriteTimeout      Duration `yaml:"write_timeout"`       // default 30s
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // keep-alive; default 120s
+	MaxHeaderBytes    int      `yaml:"max_header_bytes"`    // default 65536; larger headers get 431
+}
+
+// TLS serves the public listener over TLS (1.2 or later) when both files are set.
+type TLS struct {
+	CertFile string   `yaml:"cert_file"`
+	KeyFile  string   `yaml:"key_file"`
+	HSTS     Duration `yaml:"hsts"` // Strict-Transport-Security max-age; default 365d when TLS is on, 0 = off
 }
 
 // Admin configures the admin listener.
@@ -152,6 +170,11 @@ func Default() Config {
 		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000},
 		Retention: Retention{Dedupe: Duration(168 * time.Hour), Events: Duration(720 * time.Hour)},
 		Shutdown:  Duration(10 * time.Second),
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
+			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 64 << 10,
+		},
+		TLS: TLS{HSTS: Duration(365 * 24 * time.Hour)},
 	}
 }
 

@@ -83,6 +83,15 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("trusted_proxies[%d]", i), "%q is not an address or CIDR", a)
 		}
 	}
+	if c.HTTP.ReadHeaderTimeout <= 0 || c.HTTP.ReadTimeout <= 0 || c.HTTP.WriteTimeout <= 0 || c.HTTP.IdleTimeout <= 0 {
+		bad("http", "timeouts must be positive (an unbounded timeout lets slow clients pin connections)")
+	}
+	if c.HTTP.MaxHeaderBytes < 4096 {
+		bad("http.max_header_bytes", "%d is too small: use at least 4096", c.HTTP.MaxHeaderBytes)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("tls", "set both cert_file and key_file, or neither")
+	}
 	if c.Retention.Dedupe.D() < 24*time.Hour {
 		bad("retention.dedupe", "%s is too short: providers retry for days (Stripe: 3 days); use at least 24h", c.Retention.Dedupe.D())
 	}
