@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -23,7 +24,7 @@ func (db *DB) Event(ctx context.Context, id string) (*relay.Event, error) {
 	var e *relay.Event
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
-		e, err = loadEvent(tx, id, true)
+		e, err = loadEvent(tx, id, true, db.sealer)
 		return err
 	})
 	if err != nil {
@@ -33,7 +34,7 @@ func (db *DB) Event(ctx context.Context, id string) (*relay.Event, error) {
 }
 
 // loadEvent reads event id with its deliveries (and envelope, when asked).
-func loadEvent(tx *bolt.Tx, id string, envelope bool) (*relay.Event, error) {
+func loadEvent(tx *bolt.Tx, id string, envelope bool, sealer *Sealer) (*relay.Event, error) {
 	var r eventRec
 	ok, err := getJSON(tx, bucketEvents, []byte(id), &r)
 	if err != nil {
@@ -42,13 +43,17 @@ func loadEvent(tx *bolt.Tx, id string, envelope bool) (*relay.Event, error) {
 	if !ok {
 		return nil, relay.ErrNotFound
 	}
-	return withDeliveries(tx, &r, envelope)
+	return withDeliveries(tx, &r, envelope, sealer)
 }
 
-func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool) (*relay.Event, error) {
+func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool, sealer *Sealer) (*relay.Event, error) {
 	e := r.event()
 	if envelope {
-		e.Envelope = bytes.Clone(tx.Bucket(bucketEnvelopes).Get([]byte(r.ID)))
+		env, err := sealer.open(bucketEnvelopes, []byte(r.ID), tx.Bucket(bucketEnvelopes).Get([]byte(r.ID)))
+		if err != nil {
+			return nil, err
+		}
+		e.Envelope = env
 	}
 	recs, err := deliveries(tx, r.ID)
 	if err != nil {
@@ -65,11 +70,15 @@ func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool) (*relay.Event, erro
 func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 	var raw relay.Raw
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		ok, err := getJSON(tx, bucketRaws, []byte(id), &raw)
-		if err == nil && !ok {
-			err = relay.ErrNotFound
+		v := tx.Bucket(bucketRaws).Get([]byte(id))
+		if v == nil {
+			return relay.ErrNotFound
 		}
-		return err
+		plain, err := db.sealer.open(bucketRaws, []byte(id), v)
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(plain, &raw)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", id, err)
@@ -168,7 +177,7 @@ func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, li
 				next = encodeCursor(last)
 				break
 			}
-			e, err := withDeliveries(tx, &r, false)
+			e, err := withDeliveries(tx, &r, false, nil)
 			if err != nil {
 				return err
 			}

@@ -72,7 +72,7 @@ func validName(s string) bool { return s != "" && strings.IndexByte(s, sep) < 0 
 
 // prepare validates a batch and encodes its records. Events without an id
 // get a UUIDv7.
-func prepare(b *relay.Batch) ([]prepared, error) {
+func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 	preps := make([]prepared, len(b.Events))
 	raws := map[*relay.Raw][]byte{}
 	for i := range b.Events {
@@ -149,7 +149,7 @@ func prepare(b *relay.Batch) ([]prepared, error) {
 			return nil, fmt.Errorf("event %d: encode: %w", i, err)
 		}
 		p.meta = meta
-		p.envelope = e.Envelope
+		p.envelope = db.sealer.seal(bucketEnvelopes, []byte(p.id), e.Envelope)
 		if in.Raw != nil {
 			raw, ok := raws[in.Raw]
 			if !ok {
@@ -158,7 +158,7 @@ func prepare(b *relay.Batch) ([]prepared, error) {
 				}
 				raws[in.Raw] = raw
 			}
-			p.raw = raw
+			p.raw = db.sealer.seal(bucketRaws, []byte(p.id), raw)
 		}
 	}
 	return preps, nil
@@ -171,7 +171,7 @@ func prepare(b *relay.Batch) ([]prepared, error) {
 // expires. Events without an ID get a UUIDv7. A Nonce stored before fails
 // the batch with relay.ErrReplayed.
 func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error) {
-	preps, err := prepare(b)
+	preps, err := db.prepare(b)
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
@@ -307,6 +307,10 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 			if _, err := getJSON(w.tx, bucketEvents, []byte(d.EventID), &e); err != nil {
 				return err
 			}
+			env, err := db.sealer.open(bucketEnvelopes, []byte(d.EventID), w.b(bucketEnvelopes).Get([]byte(d.EventID)))
+			if err != nil {
+				return err
+			}
 			jobs = append(jobs, relay.Job{
 				EventID:     d.EventID,
 				Target:      d.Target,
@@ -316,7 +320,7 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 				Attempts:    d.Attempts,
 				Tries:       d.Tries,
 				Since:       d.Since,
-				Envelope:    bytes.Clone(w.b(bucketEnvelopes).Get([]byte(d.EventID))),
+				Envelope:    env,
 				TraceParent: e.TraceParent,
 			})
 		}

@@ -85,6 +85,9 @@ type Options struct {
 	LockTimeout time.Duration
 	// Logger receives the store's few log lines. Default: discarded.
 	Logger *slog.Logger
+	// Sealer, when set, encrypts raw bodies and envelopes at rest. Open
+	// fails with ErrWrongKey when its keys cannot open the store.
+	Sealer *Sealer
 	// OnCommit, when set, is told the size and duration of every commit
 	// (for metrics). It runs on the commit path: keep it cheap.
 	OnCommit func(ops int, took time.Duration)
@@ -100,6 +103,7 @@ type DB struct {
 	commit  *committer
 	log     *slog.Logger
 	pending atomic.Int64 // deliveries pending, in flight or retrying
+	sealer  *Sealer      // nil: records are stored plain
 
 	closeOnce sync.Once
 	closeErr  error
@@ -116,7 +120,7 @@ var (
 // version and makes every delivery left in flight by a previous process due
 // again.
 func Open(path string, o Options) (*DB, error) {
-	db := &DB{Now: time.Now, log: o.Logger}
+	db := &DB{Now: time.Now, log: o.Logger, sealer: o.Sealer}
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)
 	}
@@ -128,6 +132,9 @@ func Open(path string, o Options) (*DB, error) {
 	var recovered int
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		if err := initSchema(tx); err != nil {
+			return err
+		}
+		if err := checkSealer(tx, o.Sealer); err != nil {
 			return err
 		}
 		n, err := recoverInFlight(tx)
@@ -155,7 +162,7 @@ func Open(path string, o Options) (*DB, error) {
 // It takes a shared lock, so it waits while a wprelay serves the file.
 // Every write returns an error wrapping relay.ErrUnavailable.
 func OpenReadOnly(path string, o Options) (*DB, error) {
-	db := &DB{Now: time.Now, log: o.Logger, commit: &committer{refuse: errReadOnly}}
+	db := &DB{Now: time.Now, log: o.Logger, sealer: o.Sealer, commit: &committer{refuse: errReadOnly}}
 	if db.log == nil {
 		db.log = slog.New(slog.DiscardHandler)
 	}

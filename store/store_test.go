@@ -54,6 +54,7 @@ func TestDB_Conformance(t *testing.T) {
 		{"batch", store.Options{Commit: store.CommitBatch, NoSync: true}},
 		{"single", store.Options{Commit: store.CommitSingle, NoSync: true}},
 		{"loop_fsync", store.Options{Commit: store.CommitLoop}},
+		{"loop_sealed", store.Options{Commit: store.CommitLoop, NoSync: true, Sealer: testSealer(t, "k1")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			relaytest.TestStore(t, func(t *testing.T) relaytest.Store {

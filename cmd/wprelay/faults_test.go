@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -40,7 +39,7 @@ func mountTmpfs(t *testing.T, dir string, size string) {
 // checkStore runs `wprelay check` on a stopped sidecar's data dir.
 func checkStore(t *testing.T, dataDir string) {
 	t.Helper()
-	out, err := exec.Command(binPath, "check", "--data-dir", dataDir).CombinedOutput()
+	out, err := binCmd("check", "--data-dir", dataDir).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte(": ok")) {
 		t.Fatalf("wprelay check: %v\n%s", err, out)
 	}
@@ -125,9 +124,7 @@ func TestE2E_Faults_ReadOnlyDataDirFailsAtStart(t *testing.T) {
 	if err := syscall.Mount("", data, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
 		t.Fatalf("remount read-only: %v", err)
 	}
-	cmd := exec.Command(binPath, "serve", "--config", filepath.Join(dir, "wprelay.yaml"), "--listen", freeAddr(t), "--admin-listen", freeAddr(t))
-	cmd.Env = append(os.Environ(), "WPRELAY_E2E_ADMIN="+adminToken)
-	out, err := cmd.CombinedOutput()
+	out, err := binCmd("serve", "--config", filepath.Join(dir, "wprelay.yaml"), "--listen", freeAddr(t), "--admin-listen", freeAddr(t)).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "read-only file system") {
 		t.Fatalf("serve on a read-only data dir: err %v\n%s", err, out)
 	}

@@ -26,6 +26,7 @@ Commands:
   serve     run the sidecar (reads wprelay.yaml, or runs on an embedded default)
   init      write a config with fresh secrets and print the wp-config.php lines
   check     check the store file's consistency (while the sidecar is stopped)
+  rotate-key  re-seal stored bodies with the first encryption key
   version   print the version
 
 Run "wprelay <command> --help" for a command's flags and an example.
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdInit(rest, stdout, stderr)
 	case "check":
 		err = cmdCheck(rest, stdout, stderr)
+	case "rotate-key":
+		err = cmdRotateKey(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wprelay %s\n", version)
 	case "help", "--help", "-h":

@@ -37,7 +37,7 @@ func MustRunMain(tb testing.TB, cfg config.Config) *Main {
 }
 
 func TestRun_HelpOnEveryCommand(t *testing.T) {
-	for _, cmd := range []string{"serve", "init", "check"} {
+	for _, cmd := range []string{"serve", "init", "check", "rotate-key"} {
 		var out, errb bytes.Buffer
 		if code := run([]string{cmd, "--help"}, &out, &errb); code != 0 {
 			t.Errorf("%s --help: exit %d", cmd, code)

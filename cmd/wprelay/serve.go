@@ -162,8 +162,12 @@ func (m *Main) Start(ctx context.Context) error {
 		targetNames = append(targetNames, t.Name)
 	}
 	m.Metrics = metrics.New(sourceNames, targetNames)
+	sealer, err := buildSealer(cfg.Encryption)
+	if err != nil {
+		return err
+	}
 	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{
-		Commit: cfg.Store.Commit, Logger: log.With("component", "store"), OnCommit: m.Metrics.Commit,
+		Commit: cfg.Store.Commit, Logger: log.With("component", "store"), OnCommit: m.Metrics.Commit, Sealer: sealer,
 	})
 	if err != nil {
 		return err
@@ -248,6 +252,18 @@ func (m *Main) Start(ctx context.Context) error {
 	waitDispatcher := m.Dispatcher.Start(dctx)
 	m.wg.Go(waitDispatcher)
 	m.wg.Go(func() { m.prune(dctx) })
+	if sealer != nil {
+		// Records written before encryption was on, or sealed with an
+		// older key, are re-sealed with the first key in the background.
+		m.wg.Go(func() {
+			n, err := db.ResealAll(dctx, 200, nil)
+			if err != nil && dctx.Err() == nil {
+				log.Error("reseal", slog.String("error", err.Error()))
+			} else if n > 0 {
+				log.Info("resealed records with the current encryption key", slog.Int("records", n))
+			}
+		})
+	}
 	m.wg.Go(func() { serve(log, m.public, m.publicLn, "public") })
 	if m.admin != nil {
 		m.wg.Go(func() { serve(log, m.admin, m.adminLn, "admin") })
@@ -438,4 +454,20 @@ func buildRoutes(cfg config.Config) []relay.Route {
 		out = append(out, relay.Route{Source: r.Source, Tenant: r.Tenant, Types: r.Types, To: r.To, DryRun: r.DryRun, MirrorTo: r.MirrorTo})
 	}
 	return out
+}
+
+// buildSealer returns the store's sealer, or nil when encryption is off.
+func buildSealer(c config.Encryption) (*store.Sealer, error) {
+	if len(c.Keys) == 0 {
+		return nil, nil
+	}
+	var keys []store.Key
+	for _, k := range c.Keys {
+		b, err := config.DecodeKey(k.Key)
+		if err != nil {
+			return nil, fmt.Errorf("encryption key %q: %w", k.ID, err)
+		}
+		keys = append(keys, store.Key{ID: k.ID, Secret: b})
+	}
+	return store.NewSealer(keys)
 }

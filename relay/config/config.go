@@ -31,6 +31,21 @@ type Config struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	HTTP           HTTP     `yaml:"http"` // public listener timeouts and limits
 	TLS            TLS      `yaml:"tls"`  // optional TLS on the public listener
+	// Encryption seals raw bodies and envelopes at rest (AES-256-GCM);
+	// default off.
+	Encryption Encryption `yaml:"encryption"`
+}
+
+// Encryption lists the keys; the first seals, all open (rotation).
+type Encryption struct {
+	Keys []EncryptionKey `yaml:"keys"`
+}
+
+// EncryptionKey is one key: an id kept with each record, and the base64 of
+// 32 random bytes (head -c32 /dev/urandom | base64).
+type EncryptionKey struct {
+	ID  string `yaml:"id"`
+	Key Secret `yaml:"key"`
 }
 
 // HTTP bounds what one client can hold of the public listener.

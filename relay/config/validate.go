@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -88,6 +89,19 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.MaxHeaderBytes < 4096 {
 		bad("http.max_header_bytes", "%d is too small: use at least 4096", c.HTTP.MaxHeaderBytes)
+	}
+	ids := map[string]bool{}
+	for i, k := range c.Encryption.Keys {
+		f := fmt.Sprintf("encryption.keys[%d]", i)
+		if k.ID == "" || len(k.ID) > 64 {
+			bad(f+".id", "required, at most 64 characters (e.g. the date it was made: 2026-11)")
+		} else if ids[k.ID] {
+			bad(f+".id", "duplicate key id %q", k.ID)
+		}
+		ids[k.ID] = true
+		if _, err := DecodeKey(k.Key); err != nil {
+			bad(f+".key", "%v", err)
+		}
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "set both cert_file and key_file, or neither")
@@ -261,4 +275,19 @@ func StandardKey(s Secret) ([]byte, error) {
 		return nil, err
 	}
 	return v.Key(s.Reveal())
+}
+
+// DecodeKey decodes an encryption key: base64 (standard or URL, padded or
+// not) of exactly 32 bytes.
+func DecodeKey(s Secret) ([]byte, error) {
+	v := strings.TrimSpace(s.Reveal())
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil {
+			if len(b) != 32 {
+				return nil, fmt.Errorf("decodes to %d bytes; an encryption key is 32 random bytes in base64 (head -c32 /dev/urandom | base64)", len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, errors.New("not base64; an encryption key is 32 random bytes in base64 (head -c32 /dev/urandom | base64)")
 }
