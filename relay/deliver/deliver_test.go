@@ -168,3 +168,39 @@ func TestDeliverer_Run_BreakerHoldsAttempts(t *testing.T) {
 		t.Fatalf("%d requests reached the target", n)
 	}
 }
+
+func TestDeliverer_Run_RateAndConcurrencyLimits(t *testing.T) {
+	var inflight, peak atomic.Int32
+	var times []time.Time
+	var mu = make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		mu <- struct{}{}
+		times = append(times, time.Now())
+		<-mu
+		time.Sleep(20 * time.Millisecond)
+		inflight.Add(-1)
+	}))
+	defer srv.Close()
+	db := mustDB(t)
+	d := New(db, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 2, Rate: 5}}, slog.New(slog.DiscardHandler))
+	run(t, d)
+	var ids []string
+	for range 12 {
+		ids = append(ids, enqueue(t, db, "t"))
+	}
+	d.Notify()
+	for _, id := range ids {
+		waitDelivery(t, db, id, "t", relay.DeliverySucceeded)
+	}
+	if p := peak.Load(); p > 2 {
+		t.Fatalf("%d requests in flight at once, concurrency is 2", p)
+	}
+	// 12 requests at 5/s with a burst of 5: the 7 past the burst take at
+	// least 1.4 s.
+	if span := times[len(times)-1].Sub(times[0]); span < 1300*time.Millisecond {
+		t.Fatalf("12 requests within %v at rate 5/s", span)
+	}
+}
