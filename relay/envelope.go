@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"strings"
 	"time"
@@ -38,6 +40,40 @@ type Subject struct {
 type Action struct {
 	Type   string `json:"type"`
 	Reason string `json:"reason"`
+}
+
+// Normal is a source kind's reading of one event: who did what to which
+// object. Any field may be empty; NewEnvelope fills what it can from
+// generic rules (see Normalize).
+type Normal struct {
+	Actor   Actor
+	Subject Subject
+	Action  Action
+}
+
+// NewEnvelope returns the envelope of ev: its identity, type and times, the
+// kind's normalization n completed by Normalize, and data, the provider's
+// event object as received.
+func NewEnvelope(ev *Event, n Normal, data json.RawMessage) Envelope {
+	n = Normalize(n, ev.Type, data)
+	return Envelope{
+		ID: ev.ID, Source: ev.Source, Tenant: ev.Tenant, Type: ev.Type,
+		IdempotencyKey: ev.IdempotencyKey, OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt,
+		CausationID: ev.CausationID,
+		Actor:       n.Actor, Subject: n.Subject, Action: n.Action,
+		Data: data,
+	}
+}
+
+// IdempotencyKey returns "{source}:{tenant}:{id}", or, when the provider
+// gives no id, "{source}:{tenant}:sha256:{hex of body}".
+func IdempotencyKey(source, tenant, id string, body []byte) string {
+	key := source + ":" + tenant + ":"
+	if id != "" {
+		return key + id
+	}
+	sum := sha256.Sum256(body)
+	return key + "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // SplitType derives a subject type and an action from an event type:

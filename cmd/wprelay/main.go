@@ -25,6 +25,8 @@ Usage:
 Commands:
   serve     run the sidecar (reads wprelay.yaml, or runs on an embedded default)
   init      write a config with fresh secrets and print the wp-config.php lines
+  sign      sign a body as a provider would (stripe, github, shopify, ...): print
+            the headers or a curl command, or send it and print the answer
   check     check the store file's consistency (while the sidecar is stopped)
   rotate-key  re-seal stored bodies with the first encryption key
   version   print the version
@@ -35,6 +37,7 @@ Examples:
   wprelay serve                          # embedded default: data in ./data, a wordpress source
   wprelay init --dir /etc/wprelay        # write /etc/wprelay/wprelay.yaml and its secrets
   wprelay serve --config /etc/wprelay/wprelay.yaml
+  wprelay sign --kind stripe --secret whsec_... --send http://127.0.0.1:8080/hooks/stripe
 `
 
 func main() {
@@ -55,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdServe(rest, stdout, stderr)
 	case "init":
 		err = cmdInit(rest, stdout, stderr)
+	case "sign":
+		err = cmdSign(rest, stdout, stderr)
 	case "check":
 		err = cmdCheck(rest, stdout, stderr)
 	case "rotate-key":

@@ -330,30 +330,16 @@ func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.
 	if err != nil {
 		return relay.Event{}, fmt.Errorf("%w: event id: %w", relay.ErrUnavailable, err)
 	}
-	key := src.Name + ":" + tenant + ":"
-	if it.ID != "" {
-		key += it.ID
-	} else {
-		sum := sha256.Sum256(it.Body)
-		key += "sha256:" + hex.EncodeToString(sum[:])
-	}
 	occurred := it.OccurredAt
 	if occurred.IsZero() {
 		occurred = now
 	}
 	ev := relay.Event{
-		ID: id.String(), Source: src.Name, Tenant: tenant, Type: it.Type, IdempotencyKey: key,
-		ReceivedAt: now.UTC(), OccurredAt: occurred.UTC(), TraceParent: traceparent,
+		ID: id.String(), Source: src.Name, Tenant: tenant, Type: it.Type,
+		IdempotencyKey: relay.IdempotencyKey(src.Name, tenant, it.ID, it.Body),
+		ReceivedAt:     now.UTC(), OccurredAt: occurred.UTC(), TraceParent: traceparent,
 	}
-	subject, action := relay.SplitType(it.Type)
-	env := relay.Envelope{
-		ID: ev.ID, Source: ev.Source, Tenant: ev.Tenant, Type: ev.Type, IdempotencyKey: key,
-		OccurredAt: ev.OccurredAt, ReceivedAt: ev.ReceivedAt,
-		Subject: relay.Subject{ID: subjectID(it.Body), Type: subject},
-		Action:  relay.Action{Type: action},
-		Data:    it.Body,
-	}
-	if ev.Envelope, err = json.Marshal(env); err != nil {
+	if ev.Envelope, err = json.Marshal(relay.NewEnvelope(&ev, it.Normal, it.Body)); err != nil {
 		return relay.Event{}, fmt.Errorf("%w: %w", relay.ErrInvalidJSON, err)
 	}
 	if it.Discard {
@@ -379,37 +365,6 @@ func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.
 		ev.Status = relay.EventDelivered
 	}
 	return ev, nil
-}
-
-// subjectID finds the id of the object an event is about in the common
-// shapes: {"data":{"object":{"id"}}} (Stripe), {"object_ref"} (WordPress),
-// {"id"}.
-func subjectID(body []byte) string {
-	var v struct {
-		ID        any    `json:"id"`
-		ObjectRef string `json:"object_ref"`
-		Data      struct {
-			Object struct {
-				ID string `json:"id"`
-			} `json:"object"`
-		} `json:"data"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return ""
-	}
-	switch {
-	case v.Data.Object.ID != "":
-		return v.Data.Object.ID
-	case v.ObjectRef != "":
-		return v.ObjectRef
-	}
-	switch id := v.ID.(type) {
-	case string:
-		return id
-	case float64:
-		return fmt.Sprint(int64(id))
-	}
-	return ""
 }
 
 // verify checks req against each candidate tenant's keys and returns the

@@ -1,9 +1,13 @@
 package provider
 
 import (
+	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/google/go-github/v75/github"
 
 	"github.com/wprelay/wprelay/relay"
 )
@@ -43,6 +47,45 @@ func TestGitHub_Verify_AcceptsDocumentedVector(t *testing.T) {
 	wantErr(t, v.Verify(githubRequest(githubDocSig, "push", "d1", []byte(githubDocBody)), keys), nil)
 	upper := "sha256=" + strings.ToUpper(strings.TrimPrefix(githubDocSig, "sha256="))
 	wantErr(t, v.Verify(githubRequest(upper, "push", "d1", []byte(githubDocBody)), keys), nil)
+}
+
+// go-github's ValidatePayload accepts what Sign makes and what the test
+// helper makes, and rejects what ours rejects.
+func TestGitHub_Verify_AgreesWithGoGitHub(t *testing.T) {
+	v := MustNew(t, Options{Kind: "github"})
+	keys := [][]byte{MustKey(t, v, githubSecret)}
+	validate := func(sig string, body []byte) error {
+		req := httptest.NewRequest("POST", "/hooks/gh", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(github.SHA256SignatureHeader, sig)
+		_, err := github.ValidatePayload(req, []byte(githubSecret))
+		return err
+	}
+	for _, body := range [][]byte{githubBody, body1K, []byte(githubDocBody)} {
+		r := githubRequest("", "issues", "d1", body)
+		if err := v.(Signer).Sign(r, keys[0], "issues.opened"); err != nil {
+			t.Fatal(err)
+		}
+		sig := r.Header.Get("X-Hub-Signature-256")
+		if err := validate(sig, body); err != nil {
+			t.Fatalf("go-github rejects our signature: %v", err)
+		}
+		wantErr(t, v.Verify(r, keys), nil)
+		if r.Header.Get("X-GitHub-Event") != "issues" || r.Header.Get("X-GitHub-Delivery") != "d1" {
+			t.Fatalf("Sign set %v", r.Header)
+		}
+		for _, m := range mutations(body) {
+			if validate(sig, m) == nil {
+				t.Fatal("go-github accepts a tampered body")
+			}
+			wantErr(t, v.Verify(githubRequest(sig, "issues", "d1", m), keys), relay.ErrBadSignature)
+		}
+		other := signGitHub(body, "other-secret")
+		if validate(other, body) == nil {
+			t.Fatal("go-github accepts another secret's signature")
+		}
+		wantErr(t, v.Verify(githubRequest(other, "issues", "d1", body), keys), relay.ErrBadSignature)
+	}
 }
 
 func TestGitHub_Verify_RejectsTamperedBody(t *testing.T) {

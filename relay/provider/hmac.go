@@ -363,3 +363,27 @@ func lookupPath(doc []byte, path []string) string {
 	}
 	return ""
 }
+
+// Sign sets the configured headers: the timestamp (now, unix seconds), the
+// nonce and the id (fresh unless set), and the signature of the template.
+func (v *HMAC) Sign(r *Request, key []byte, typ string) error {
+	var ts, nonce string
+	if v.tsHeader != "" {
+		ts = strconv.FormatInt(now(r).Unix(), 10)
+		r.Header[v.tsHeader] = []string{ts}
+	}
+	if v.nonceHeader != "" {
+		setDefault(r.Header, v.nonceHeader, func() string { return randomHex(16) })
+		nonce = header(r.Header, v.nonceHeader)
+	}
+	if v.idHeader != "" {
+		setDefault(r.Header, v.idHeader, newUUID)
+	}
+	sum := v.sign(key, r.Body, ts, nonce)
+	enc := hexString(sum)
+	if v.base64 {
+		enc = b64(sum)
+	}
+	r.Header[v.header] = []string{v.prefix + enc}
+	return nil
+}

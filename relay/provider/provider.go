@@ -43,6 +43,10 @@ type Item struct {
 	OccurredAt time.Time       // zero when the provider does not say
 	Body       json.RawMessage // this event's JSON (an element of a batch, or the whole body)
 	Discard    bool            // stored with status discarded and never routed (GitHub ping)
+	// Normal is the kind's reading of the event for the envelope: actor,
+	// subject and action, as far as the provider says. Empty fields are
+	// completed by relay.NewEnvelope's generic rules.
+	relay.Normal
 }
 
 // Reply is an answer given synchronously instead of queueing anything
@@ -80,6 +84,22 @@ type Greeter interface {
 	Greet(r *Request) *Reply
 }
 
+// ContentTyper is implemented by kinds whose provider sends other media
+// types than application/json (Slack's form-encoded interactivity and
+// slash commands). See ContentTypes.
+type ContentTyper interface {
+	ContentTypes() []string
+}
+
+// ContentTypes returns the media types a source of v accepts when its
+// configuration names none: the kind's own list, else application/json.
+func ContentTypes(v Verifier) []string {
+	if c, ok := v.(ContentTyper); ok {
+		return c.ContentTypes()
+	}
+	return []string{"application/json"}
+}
+
 // Options configure a source's verifier. Zero values take the defaults noted.
 type Options struct {
 	Kind      string
@@ -112,11 +132,15 @@ type HMACOptions struct {
 // kinds maps a kind name to its constructor: adding a kind is one file and
 // one row here.
 var kinds = map[string]func(Options) (Verifier, error){
-	"github":    kind(NewGitHub),
-	"hmac":      kind(NewHMAC),
-	"standard":  kind(NewStandard),
-	"stripe":    kind(NewStripe),
-	"wordpress": kind(NewWordPress),
+	"github":      kind(NewGitHub),
+	"hmac":        kind(NewHMAC),
+	"hubspot":     kind(NewHubSpot),
+	"shopify":     kind(NewShopify),
+	"slack":       kind(NewSlack),
+	"standard":    kind(NewStandard),
+	"stripe":      kind(NewStripe),
+	"woocommerce": kind(NewWooCommerce),
+	"wordpress":   kind(NewWordPress),
 }
 
 // New returns the verifier for o.Kind.

@@ -113,7 +113,7 @@ func mutate(body []byte, pos uint, x byte) []byte {
 
 func TestKinds_ListsEveryKind(t *testing.T) {
 	got := strings.Join(Kinds(), ",")
-	if want := "github,hmac,standard,stripe,wordpress"; got != want {
+	if want := "github,hmac,hubspot,shopify,slack,standard,stripe,woocommerce,wordpress"; got != want {
 		t.Fatalf("Kinds() = %s, want %s", got, want)
 	}
 }
@@ -132,10 +132,10 @@ func TestNew_ReturnsNilVerifierOnError(t *testing.T) {
 }
 
 func TestNew_RejectsNegativeTolerance(t *testing.T) {
-	for _, k := range []string{"stripe", "standard", "hmac", "wordpress"} {
+	for _, k := range []string{"stripe", "standard", "hmac", "wordpress", "slack", "hubspot"} {
 		t.Run(k, func(t *testing.T) {
 			o := Options{Kind: k, Tolerance: -time.Second, HMAC: HMACOptions{Header: "X-Sig"},
-				Issuer: "https://example.com", JWTSecret: strings.Repeat("s", 32)}
+				Issuer: "https://example.com", JWTSecret: strings.Repeat("s", 32), PublicURL: "https://example.com/hooks/h"}
 			if _, err := New(o); err == nil || !strings.Contains(err.Error(), "tolerance") {
 				t.Fatalf("err = %v, want a tolerance error", err)
 			}
@@ -148,6 +148,9 @@ func TestHeaderConstants_AreCanonical(t *testing.T) {
 		stripeSignatureHeader, githubSignatureHeader, githubDeliveryHeader, githubEventHeader,
 		standardIDHeader, standardTimestampHeader, standardSignatureHeader,
 		svixIDHeader, svixTimestampHeader, svixSignatureHeader, authorizationHeader,
+		shopifyHMACHeader, shopifyTopicHeader, shopifyWebhookIDHeader, shopifyEventIDHeader, shopifyTriggeredHeader,
+		slackSignatureHeader, slackTimestampHeader, contentTypeHeader, hubspotSignatureHeader, hubspotTimestampHeader,
+		wcSignatureHeader, wcTopicHeader, wcResourceHeader, wcEventHeader, wcWebhookIDHeader, wcDeliveryIDHeader,
 	} {
 		if c := http.CanonicalHeaderKey(h); c != h {
 			t.Errorf("%q is not canonical (%q)", h, c)
@@ -267,3 +270,6 @@ func TestCheckTime_IsSymmetric(t *testing.T) {
 		})
 	}
 }
+
+// sha256Sum is SHA-256 (HubSpot's v1 and v2 signatures are plain hashes).
+func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }

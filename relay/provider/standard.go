@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,4 +189,21 @@ func standardMatch(sig string, want []byte) bool {
 		}
 	}
 	return false
+}
+
+// Sign sets the Standard Webhooks headers: webhook-id (a fresh one unless
+// set), webhook-timestamp and a v1 webhook-signature.
+func (s *Standard) Sign(r *Request, key []byte, typ string) error {
+	signStandardHeaders(r, key)
+	return nil
+}
+
+// signStandardHeaders is Sign for Standard Webhooks, shared by the standard
+// and wordpress kinds.
+func signStandardHeaders(r *Request, key []byte) {
+	setDefault(r.Header, standardIDHeader, func() string { return "msg_" + randomHex(12) })
+	id := header(r.Header, standardIDHeader)
+	ts := strconv.FormatInt(now(r).Unix(), 10)
+	r.Header[standardTimestampHeader] = []string{ts}
+	r.Header[standardSignatureHeader] = []string{"v1," + b64(mac(key, []byte(id+"."+ts+"."), r.Body))}
 }

@@ -1,7 +1,9 @@
 package provider
 
 import (
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,14 +114,36 @@ func stripeMatch(h string, want []byte) bool {
 
 // stripeEvent is the part of a Stripe event that Parse reads.
 type stripeEvent struct {
-	ID      string `json:"id"`
-	Type    string `json:"type"`
-	Created *int64 `json:"created"`
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Created *int64          `json:"created"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// stripeObject is the part of an event's data.object that normalization
+// reads; every field is optional.
+type stripeObject struct {
+	ID              json.RawMessage `json:"id"`
+	Object          string          `json:"object"`
+	Customer        json.RawMessage `json:"customer"` // an id, or the expanded customer
+	CustomerEmail   string          `json:"customer_email"`
+	Email           string          `json:"email"` // on customer objects
+	CustomerDetails struct {
+		Email string `json:"email"`
+	} `json:"customer_details"` // checkout sessions
+	BillingReason       string `json:"billing_reason"`
+	CancellationDetails struct {
+		Reason string `json:"reason"`
+	} `json:"cancellation_details"`
 }
 
 // Parse returns the event of a verified Stripe request: ID is the body's
 // "id", Type its "type" and OccurredAt its "created" (unix seconds) when
-// present. A body that is not a JSON object is relay.ErrInvalidJSON.
+// present. The subject is data.object (its id and its "object" name), the
+// action the last segment of the type with an invoice's billing_reason or
+// a subscription's cancellation reason, the actor the object's customer
+// (the customer itself for customer.* events). A body that is not a JSON
+// object is relay.ErrInvalidJSON.
 func (s *Stripe) Parse(r *Request) (*Parsed, error) {
 	var ev stripeEvent
 	if err := decodeObject(r.Body, &ev); err != nil {
@@ -129,5 +153,26 @@ func (s *Stripe) Parse(r *Request) (*Parsed, error) {
 	if ev.Created != nil {
 		it.OccurredAt = time.Unix(*ev.Created, 0).UTC()
 	}
+	var data struct {
+		Object json.RawMessage `json:"object"`
+	}
+	loose(ev.Data, &data)
+	var o stripeObject
+	loose(data.Object, &o)
+	it.Subject = relay.Subject{ID: idText(o.ID), Type: o.Object}
+	it.Action = relay.Action{Type: lastSegment(ev.Type, "."), Reason: first(o.BillingReason, o.CancellationDetails.Reason)}
+	if o.Object == "customer" {
+		it.Actor = relay.Actor{ID: idText(o.ID), Email: o.Email}
+	} else {
+		it.Actor = relay.Actor{ID: refID(o.Customer), Email: first(o.CustomerEmail, o.CustomerDetails.Email)}
+	}
 	return &Parsed{Items: []Item{it}}, nil
+}
+
+// Sign sets the Stripe-Signature header Stripe sends: the time and one v1
+// signature.
+func (s *Stripe) Sign(r *Request, key []byte, typ string) error {
+	t := strconv.FormatInt(now(r).Unix(), 10)
+	r.Header[stripeSignatureHeader] = []string{"t=" + t + ",v1=" + hexString(mac(key, []byte(t+"."), r.Body))}
+	return nil
 }

@@ -380,6 +380,7 @@ func (w *WordPress) Parse(r *Request) (*Parsed, error) {
 	if key == "" || key != id {
 		return nil, fmt.Errorf("%w: idempotency_key: must equal the webhook-id header", relay.ErrInvalidEvent)
 	}
+	it.Normal = wpNormal(ref, ev.Data)
 	return &Parsed{
 		Items:        []Item{it},
 		Nonce:        c.ID,
@@ -421,4 +422,89 @@ func validEventType(s string) bool {
 	}
 	words++
 	return words == 2 || words == 3
+}
+
+// wpActorData is the part of an event's data that names who acted; every
+// field is optional.
+type wpActorData struct {
+	Author     json.RawMessage `json:"author"` // a user id, or {id, email}; a comment's author name is ignored
+	User       json.RawMessage `json:"user"`
+	UserID     json.RawMessage `json:"user_id"`
+	CustomerID json.RawMessage `json:"customer_id"`
+	Email      string          `json:"email"`
+}
+
+// wpNormal reads a WordPress event: the subject is object_ref ("post:123"
+// → a post, id 123; a ref without a colon is an id), the actor the first
+// of data.author, data.user, data.user_id and data.customer_id that names
+// a user (an id other than 0, or an object with an id or an email), with
+// the order's email for an order. The action comes from the event type.
+func wpNormal(ref string, data json.RawMessage) relay.Normal {
+	var n relay.Normal
+	if typ, id, ok := strings.Cut(ref, ":"); ok {
+		n.Subject = relay.Subject{ID: id, Type: typ}
+	} else {
+		n.Subject.ID = ref
+	}
+	var d wpActorData
+	loose(data, &d)
+	for _, raw := range []json.RawMessage{d.Author, d.User, d.UserID, d.CustomerID} {
+		if a := wpActor(raw); a != (relay.Actor{}) {
+			n.Actor = a
+			break
+		}
+	}
+	if n.Subject.Type == "order" && n.Actor.Email == "" {
+		n.Actor.Email = d.Email
+	}
+	return n
+}
+
+// wpActor reads a user reference: a numeric id (as a number or a string)
+// other than 0, or an object with an id and an email.
+func wpActor(raw json.RawMessage) relay.Actor {
+	if isObject(raw) {
+		var u struct {
+			ID    json.RawMessage `json:"id"`
+			Email string          `json:"email"`
+		}
+		loose(raw, &u)
+		return relay.Actor{ID: idText(u.ID), Email: u.Email}
+	}
+	id := idText(raw)
+	if _, ok := parseUnix(id); !ok || strings.Trim(id, "0") == "" {
+		return relay.Actor{} // a name, not an id; or the 0 of no user
+	}
+	return relay.Actor{ID: id}
+}
+
+// Sign sets the headers the plugin sends: a bearer token (HS256 with the
+// jwt_secret, iss the issuer, aud "wprelay", a lifetime of 300 s and a
+// fresh jti) and the Standard Webhooks headers, whose webhook-id is the
+// body's idempotency_key when the caller set none.
+func (w *WordPress) Sign(r *Request, key []byte, typ string) error {
+	if w.secret == nil {
+		return errors.New("wordpress: signing needs the site's jwt_secret (HS256)")
+	}
+	at := now(r)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Issuer:    w.issuer,
+		Audience:  jwt.ClaimStrings{wpAudience},
+		IssuedAt:  jwt.NewNumericDate(at),
+		ExpiresAt: jwt.NewNumericDate(at.Add(wpMaxLifetime)),
+		ID:        newUUID(),
+	}).SignedString(w.secret)
+	if err != nil {
+		return fmt.Errorf("wordpress: sign token: %w", err)
+	}
+	r.Header[authorizationHeader] = []string{"Bearer " + tok}
+	if header(r.Header, standardIDHeader) == "" {
+		var ev wpEvent
+		loose(r.Body, &ev)
+		if ik, ok := jsonString(ev.IdempotencyKey); ok && ik != "" {
+			r.Header[standardIDHeader] = []string{ik}
+		}
+	}
+	signStandardHeaders(r, key)
+	return nil
 }
