@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/wprelay
 FUZZTIME  ?= 5s
 
-.PHONY: run build test unit integration fuzz lint bench clean
+.PHONY: run build test deps unit integration fuzz lint php-lint phpunit promtool bench clean
 
 ## run: the sidecar on its embedded default (data in ./data, a wordpress source)
 run:
@@ -15,8 +15,15 @@ run:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/wprelay
 
-## test: lint, unit tests, brief fuzzing, then the end-to-end suite against the real binary
-test: lint unit fuzz integration
+## test: install what is missing, lint, unit tests, brief fuzzing, the plugin's PHP checks,
+## then the end-to-end suite against the real binary and a real WordPress
+test: deps lint unit fuzz php-lint phpunit promtool integration
+
+## deps: what the tests need: Debian packages when missing (MariaDB, PHP, WordPress,
+## PHPUnit; apt-get, so root) and the Go modules
+deps:
+	@sh scripts/wpstack/install-packages.sh
+	$(GO) mod download
 
 unit:
 	$(GO) test -count=1 ./...
@@ -30,8 +37,34 @@ fuzz:
 		done; \
 	done
 
-integration:
-	$(GO) test -count=1 -tags integration -timeout 15m ./cmd/wprelay/
+# The integration tests (the real binary, a real WordPress) run in a network namespace
+# that has only loopback: nothing they start can reach another host. Everything they
+# need from the network (packages, modules, the compiled test) is fetched first.
+INTEGRATION_TEST := $(GO) test -count=1 -tags integration -timeout 15m ./cmd/wprelay/
+integration: deps
+	$(GO) build -o /dev/null ./cmd/wprelay
+	$(GO) test -c -tags integration -o /dev/null ./cmd/wprelay/
+	@if unshare --net -- true 2>/dev/null; then \
+		echo "unshare --net: integration tests on loopback only"; \
+		unshare --net -- sh -c 'ip link set lo up && $(INTEGRATION_TEST)'; \
+	else \
+		echo "WARNING: unshare --net is not available (not root, or no user namespaces):" >&2; \
+		echo "WARNING: running the integration tests WITHOUT a loopback-only network namespace." >&2; \
+		$(INTEGRATION_TEST); \
+	fi
+
+## promtool: the alert rules parse and their unit tests pass (Debian's prometheus package)
+promtool:
+	promtool check rules deploy/prometheus/wprelay-alerts.yml
+	cd deploy/prometheus && promtool test rules wprelay-alerts.test.yml
+
+php-lint:
+	@find wpplugin scripts/wpstack -name '*.php' -print0 | xargs -0 -n1 php -l >/tmp/wprelay-php-lint.log 2>&1 \
+		|| { grep -v '^No syntax errors' /tmp/wprelay-php-lint.log; exit 1; }
+	@echo "php -l: $$(grep -c '^No syntax errors' /tmp/wprelay-php-lint.log) files clean"
+
+phpunit:
+	phpunit -c wpplugin/tests/phpunit.xml
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: run gofmt -w on the files above"; exit 1; }

@@ -31,6 +31,10 @@ import (
 
 var binPath string
 
+// afterAll are run by TestMain once every test has run (e.g. to stop a
+// WordPress site that several tests share).
+var afterAll []func()
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "wprelay-e2e-bin")
 	if err != nil {
@@ -42,6 +46,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	for _, f := range afterAll {
+		f()
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -122,7 +129,13 @@ func startSidecar(t testing.TB, dir, cfg string) *sidecar {
 
 func (s *sidecar) start() {
 	s.t.Helper()
-	pub, adm := freeAddr(s.t), freeAddr(s.t)
+	s.startAt(freeAddr(s.t), freeAddr(s.t))
+}
+
+// startAt starts the binary with its public and admin listeners on the
+// given addresses (a restart on the same ports, or another loopback host).
+func (s *sidecar) startAt(pub, adm string) {
+	s.t.Helper()
 	s.public, s.admin = "http://"+pub, "http://"+adm
 	s.cmd = exec.Command(binPath, "serve", "--config", filepath.Join(s.dir, "wprelay.yaml"), "--listen", pub, "--admin-listen", adm)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs

@@ -1,0 +1,253 @@
+<?php
+/**
+ * WPRelay_Outbox: events WordPress emitted, until the sidecar has them.
+ *
+ * @package WPRelay
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/**
+ * The outbox table. A row is written in the request that emits the event,
+ * so that nothing is lost when the sidecar is down; the sender claims due
+ * rows with a lease, so that two senders never post one row at once.
+ *
+ * States: pending (due at next_at), sent, failed (a 4xx answer, or too many
+ * attempts).
+ */
+class WPRelay_Outbox {
+
+	/** Seconds a claimed row stays invisible to other senders. */
+	const LEASE = 120;
+
+	/**
+	 * Database access.
+	 *
+	 * @var wpdb
+	 */
+	private $db;
+
+	/**
+	 * Table names.
+	 *
+	 * @var WPRelay_Schema
+	 */
+	private $schema;
+
+	/**
+	 * Builds the outbox.
+	 *
+	 * @param wpdb           $db     Database access.
+	 * @param WPRelay_Schema $schema Table names.
+	 */
+	public function __construct( wpdb $db, WPRelay_Schema $schema ) {
+		$this->db     = $db;
+		$this->schema = $schema;
+	}
+
+	/**
+	 * Adds a pending row, due now.
+	 *
+	 * @param string $key        Idempotency key (UUIDv4).
+	 * @param string $type       Event type.
+	 * @param string $object_ref Object reference.
+	 * @param string $payload    The exact JSON body to send on every attempt.
+	 * @return int Row id, 0 on failure.
+	 */
+	public function add( string $key, string $type, string $object_ref, string $payload ): int {
+		$now = gmdate( 'Y-m-d H:i:s' );
+		$ok  = $this->db->insert(
+			$this->schema->outbox(),
+			array(
+				'idempotency_key' => $key,
+				'event_type'      => $type,
+				'object_ref'      => $object_ref,
+				'payload'         => $payload,
+				'state'           => 'pending',
+				'attempts'        => 0,
+				'next_at'         => $now,
+				'created_at'      => $now,
+			),
+			array( '%s', '%s', '%s', '%s', '%s', '%d', '%s', '%s' )
+		);
+		return $ok ? (int) $this->db->insert_id : 0;
+	}
+
+	/**
+	 * Claims a due row for one attempt: counts the attempt and hides the row
+	 * for LEASE seconds. Returns the row, or null when it is not due or
+	 * another sender claimed it first.
+	 *
+	 * @param int $id Row id.
+	 * @return array|null
+	 */
+	public function claim( int $id ): ?array {
+		$table = $this->schema->outbox();
+		$now   = time();
+		$done  = $this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET attempts = attempts + 1, next_at = %s WHERE id = %d AND state = 'pending' AND next_at <= %s", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				gmdate( 'Y-m-d H:i:s', $now + self::LEASE ),
+				$id,
+				gmdate( 'Y-m-d H:i:s', $now )
+			)
+		);
+		if ( 1 !== (int) $done ) {
+			return null;
+		}
+		return $this->get( $id );
+	}
+
+	/**
+	 * Returns a row by id.
+	 *
+	 * @param int $id Row id.
+	 * @return array|null
+	 */
+	public function get( int $id ): ?array {
+		$table = $this->schema->outbox();
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		return is_array( $row ) ? $row : null;
+	}
+
+	/**
+	 * Returns the ids of due pending rows, oldest first.
+	 *
+	 * @param int $limit Most rows.
+	 * @return int[]
+	 */
+	public function due( int $limit ): array {
+		$table = $this->schema->outbox();
+		$ids   = $this->db->get_col(
+			$this->db->prepare(
+				"SELECT id FROM {$table} WHERE state = 'pending' AND next_at <= %s ORDER BY next_at, id LIMIT %d", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				gmdate( 'Y-m-d H:i:s' ),
+				$limit
+			)
+		);
+		return array_map( 'intval', $ids );
+	}
+
+	/**
+	 * Marks a row sent.
+	 *
+	 * @param int $id Row id.
+	 */
+	public function mark_sent( int $id ): void {
+		$this->update(
+			$id,
+			array(
+				'state'      => 'sent',
+				'sent_at'    => gmdate( 'Y-m-d H:i:s' ),
+				'last_error' => null,
+			)
+		);
+	}
+
+	/**
+	 * Schedules the next attempt of a row.
+	 *
+	 * @param int    $id    Row id.
+	 * @param int    $at    Unix time of the next attempt.
+	 * @param string $error Why this attempt failed.
+	 */
+	public function retry_at( int $id, int $at, string $error ): void {
+		$this->update(
+			$id,
+			array(
+				'next_at'    => gmdate( 'Y-m-d H:i:s', $at ),
+				'last_error' => $error,
+			)
+		);
+	}
+
+	/**
+	 * Marks a row failed for good.
+	 *
+	 * @param int    $id    Row id.
+	 * @param string $error The reason.
+	 */
+	public function mark_failed( int $id, string $error ): void {
+		$this->update(
+			$id,
+			array(
+				'state'      => 'failed',
+				'last_error' => $error,
+			)
+		);
+	}
+
+	/**
+	 * Makes a failed row pending and due now (the admin's "retry").
+	 *
+	 * @param int $id Row id.
+	 * @return bool Whether a failed row was reset.
+	 */
+	public function requeue( int $id ): bool {
+		$done = $this->db->update(
+			$this->schema->outbox(),
+			array(
+				'state'    => 'pending',
+				'attempts' => 0,
+				'next_at'  => gmdate( 'Y-m-d H:i:s' ),
+			),
+			array(
+				'id'    => $id,
+				'state' => 'failed',
+			),
+			array( '%s', '%d', '%s' ),
+			array( '%d', '%s' )
+		);
+		return 1 === $done;
+	}
+
+	/**
+	 * Returns the newest rows, for the admin page.
+	 *
+	 * @param int    $limit Most rows.
+	 * @param string $state Only this state ('' for all).
+	 * @return array[]
+	 */
+	public function recent( int $limit, string $state = '' ): array {
+		$table = $this->schema->outbox();
+		$cols  = 'id, idempotency_key, event_type, object_ref, state, attempts, next_at, last_error, created_at, sent_at';
+		if ( '' === $state ) {
+			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} ORDER BY id DESC LIMIT %d", $limit ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		} else {
+			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} WHERE state = %s ORDER BY id DESC LIMIT %d", $state, $limit ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		}
+		$rows = $this->db->get_results( $sql, ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.NotPrepared
+		return is_array( $rows ) ? $rows : array();
+	}
+
+	/**
+	 * Counts rows by state.
+	 *
+	 * @return array<string,int>
+	 */
+	public function counts(): array {
+		$table = $this->schema->outbox();
+		$rows  = $this->db->get_results( "SELECT state, COUNT(*) AS n FROM {$table} GROUP BY state", ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$out   = array(
+			'pending' => 0,
+			'sent'    => 0,
+			'failed'  => 0,
+		);
+		foreach ( (array) $rows as $row ) {
+			$out[ $row['state'] ] = (int) $row['n'];
+		}
+		return $out;
+	}
+
+	/**
+	 * Updates one row's columns.
+	 *
+	 * @param int   $id   Row id.
+	 * @param array $cols Column => value.
+	 */
+	private function update( int $id, array $cols ): void {
+		$this->db->update( $this->schema->outbox(), $cols, array( 'id' => $id ), null, array( '%d' ) );
+	}
+}

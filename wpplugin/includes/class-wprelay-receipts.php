@@ -1,0 +1,172 @@
+<?php
+/**
+ * WPRelay_Receipts: the dedupe record of what the sidecar delivered.
+ *
+ * @package WPRelay
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/**
+ * Stores each delivered request once, keyed by its Idempotency-Key.
+ *
+ * Delivery is at-least-once: the sidecar retries after a timeout even when
+ * the first attempt was stored. The UNIQUE index makes the insert the
+ * commit point, so that two concurrent deliveries of one key store it once
+ * and only the first is dispatched.
+ *
+ * Statuses: stored (waiting for the wprelay_event actions), dispatching,
+ * done, failed (an action threw), applied (user-sync and results, handled
+ * in the request).
+ */
+class WPRelay_Receipts {
+
+	/**
+	 * Database access.
+	 *
+	 * @var wpdb
+	 */
+	private $db;
+
+	/**
+	 * Table names.
+	 *
+	 * @var WPRelay_Schema
+	 */
+	private $schema;
+
+	/**
+	 * Builds the receipts store.
+	 *
+	 * @param wpdb           $db     Database access.
+	 * @param WPRelay_Schema $schema Table names.
+	 */
+	public function __construct( wpdb $db, WPRelay_Schema $schema ) {
+		$this->db     = $db;
+		$this->schema = $schema;
+	}
+
+	/**
+	 * Inserts a receipt unless its key is already stored.
+	 *
+	 * @param array $row idempotency_key, route, event_id, event_type, event (JSON), trace_id, status.
+	 * @return int|null The new row's id; null when the key was already stored.
+	 * @throws RuntimeException When the database refuses the insert.
+	 */
+	public function insert_if_new( array $row ): ?int {
+		$table = $this->schema->receipts();
+		// ON DUPLICATE KEY UPDATE id = id: 1 row affected for an insert, 0
+		// for a duplicate, and other errors still surface (INSERT IGNORE
+		// would hide truncation too).
+		$sql = $this->db->prepare(
+			"INSERT INTO {$table} (idempotency_key, route, event_id, event_type, event, trace_id, received_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+			$row['idempotency_key'],
+			$row['route'],
+			$row['event_id'],
+			$row['event_type'],
+			$row['event'],
+			$row['trace_id'],
+			gmdate( 'Y-m-d H:i:s' ),
+			$row['status']
+		);
+		$done = $this->db->query( $sql ); // phpcs:ignore WordPress.DB.PreparedSQL.NotPrepared
+		if ( false === $done ) {
+			throw new RuntimeException( 'receipt insert failed: ' . $this->db->last_error );
+		}
+		return 1 === (int) $done ? (int) $this->db->insert_id : null;
+	}
+
+	/**
+	 * Returns a receipt by id.
+	 *
+	 * @param int $id Row id.
+	 * @return array|null
+	 */
+	public function get( int $id ): ?array {
+		$table = $this->schema->receipts();
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		return is_array( $row ) ? $row : null;
+	}
+
+	/**
+	 * Returns a receipt by idempotency key.
+	 *
+	 * @param string $key Idempotency key.
+	 * @return array|null
+	 */
+	public function find( string $key ): ?array {
+		$table = $this->schema->receipts();
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE idempotency_key = %s", $key ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		return is_array( $row ) ? $row : null;
+	}
+
+	/**
+	 * Moves a receipt from one status to another, atomically.
+	 *
+	 * @param int    $id    Row id.
+	 * @param string $from  Expected current status.
+	 * @param string $to    New status.
+	 * @param string $error Error to record ('' for none).
+	 * @return bool Whether this call made the change (false: someone else did, or the status differs).
+	 */
+	public function transition( int $id, string $from, string $to, string $error = '' ): bool {
+		$done = $this->db->update(
+			$this->schema->receipts(),
+			array(
+				'status'     => $to,
+				'last_error' => '' === $error ? null : $error,
+			),
+			array(
+				'id'     => $id,
+				'status' => $from,
+			),
+			array( '%s', '%s' ),
+			array( '%d', '%s' )
+		);
+		return 1 === $done;
+	}
+
+	/**
+	 * Records the object a receipt was applied to (e.g. "user:12").
+	 *
+	 * @param int    $id  Row id.
+	 * @param string $ref Object reference.
+	 */
+	public function set_result_ref( int $id, string $ref ): void {
+		$this->db->update( $this->schema->receipts(), array( 'result_ref' => $ref ), array( 'id' => $id ), array( '%s' ), array( '%d' ) );
+	}
+
+	/**
+	 * Deletes a receipt, so that a later delivery of its key is applied
+	 * (used when applying it failed).
+	 *
+	 * @param int $id Row id.
+	 */
+	public function delete( int $id ): void {
+		$this->db->delete( $this->schema->receipts(), array( 'id' => $id ), array( '%d' ) );
+	}
+
+	/**
+	 * Returns the ids of receipts stuck in a status for longer than $age
+	 * seconds (their dispatch was lost).
+	 *
+	 * @param string $status Status.
+	 * @param int    $age    Seconds.
+	 * @param int    $limit  Most rows to return.
+	 * @return int[]
+	 */
+	public function stuck( string $status, int $age, int $limit ): array {
+		$table = $this->schema->receipts();
+		$ids   = $this->db->get_col(
+			$this->db->prepare(
+				"SELECT id FROM {$table} WHERE status = %s AND received_at < %s ORDER BY id LIMIT %d", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				$status,
+				gmdate( 'Y-m-d H:i:s', time() - $age ),
+				$limit
+			)
+		);
+		return array_map( 'intval', $ids );
+	}
+}

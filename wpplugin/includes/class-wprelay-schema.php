@@ -1,0 +1,143 @@
+<?php
+/**
+ * WPRelay_Schema: the plugin's tables and their version.
+ *
+ * @package WPRelay
+ */
+
+if ( ! defined( 'ABSPATH' ) ) {
+	exit;
+}
+
+/**
+ * Creates and upgrades the plugin's two tables with dbDelta:
+ *
+ * - receipts: one row per request the sidecar delivered (UNIQUE
+ *   idempotency_key), the dedupe record and the dispatch queue;
+ * - outbox: one row per event WordPress emits, until the sidecar took it.
+ *
+ * The schema version is kept in an option and compared on plugins_loaded,
+ * so that an upgrade that ships without an activation still migrates.
+ */
+class WPRelay_Schema {
+
+	/** Version of the CREATE TABLE statements below; bump on any change. */
+	const VERSION = '1';
+
+	/** Option holding the installed schema version. */
+	const VERSION_OPTION = 'wprelay_db_version';
+
+	/** Table names without the site's prefix. */
+	const RECEIPTS = 'wprelay_receipts';
+	const OUTBOX   = 'wprelay_outbox';
+
+	/** Every option the plugin writes (uninstall.php deletes them). */
+	const OPTIONS = array( self::VERSION_OPTION );
+
+	/** Option name prefix of the rate limiter's counters. */
+	const RATE_OPTION_PREFIX = 'wprelay_rate_';
+
+	/**
+	 * Database access.
+	 *
+	 * @var wpdb
+	 */
+	private $db;
+
+	/**
+	 * Builds the schema.
+	 *
+	 * @param wpdb $db Database access.
+	 */
+	public function __construct( wpdb $db ) {
+		$this->db = $db;
+	}
+
+	/**
+	 * Hooks the version check in.
+	 */
+	public function register_hooks(): void {
+		add_action( 'plugins_loaded', array( $this, 'maybe_upgrade' ), 5 );
+	}
+
+	/**
+	 * Returns the receipts table's full name.
+	 *
+	 * @return string
+	 */
+	public function receipts(): string {
+		return $this->db->prefix . self::RECEIPTS;
+	}
+
+	/**
+	 * Returns the outbox table's full name.
+	 *
+	 * @return string
+	 */
+	public function outbox(): string {
+		return $this->db->prefix . self::OUTBOX;
+	}
+
+	/**
+	 * Creates or upgrades the tables when the installed version differs.
+	 */
+	public function maybe_upgrade(): void {
+		if ( get_option( self::VERSION_OPTION ) !== self::VERSION ) {
+			$this->install();
+		}
+	}
+
+	/**
+	 * Runs dbDelta over both tables and records the version.
+	 */
+	public function install(): void {
+		require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+		$charset = $this->db->get_charset_collate();
+		// dbDelta's rules: one column per line, two spaces after PRIMARY KEY,
+		// KEY not INDEX, no backticks around names.
+		$receipts = "CREATE TABLE {$this->receipts()} (
+  id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  idempotency_key varchar(191) NOT NULL,
+  route varchar(32) NOT NULL DEFAULT '',
+  event_id varchar(64) NOT NULL DEFAULT '',
+  event_type varchar(191) NOT NULL DEFAULT '',
+  event longtext NOT NULL,
+  trace_id varchar(64) NOT NULL DEFAULT '',
+  received_at datetime NOT NULL,
+  status varchar(20) NOT NULL DEFAULT 'stored',
+  result_ref varchar(191) NOT NULL DEFAULT '',
+  last_error text NULL,
+  PRIMARY KEY  (id),
+  UNIQUE KEY idempotency_key (idempotency_key),
+  KEY status_received (status,received_at),
+  KEY event_id (event_id)
+) $charset;";
+		$outbox   = "CREATE TABLE {$this->outbox()} (
+  id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
+  idempotency_key char(36) NOT NULL,
+  event_type varchar(191) NOT NULL,
+  object_ref varchar(191) NOT NULL DEFAULT '',
+  payload longtext NOT NULL,
+  state varchar(20) NOT NULL DEFAULT 'pending',
+  attempts smallint(5) unsigned NOT NULL DEFAULT 0,
+  next_at datetime NOT NULL,
+  last_error text NULL,
+  created_at datetime NOT NULL,
+  sent_at datetime NULL,
+  PRIMARY KEY  (id),
+  UNIQUE KEY idempotency_key (idempotency_key),
+  KEY state_next (state,next_at)
+) $charset;";
+		dbDelta( array( $receipts, $outbox ) );
+		update_option( self::VERSION_OPTION, self::VERSION, false );
+	}
+
+	/**
+	 * Drops both tables (uninstall only).
+	 */
+	public function drop(): void {
+		// Table names come from constants and the site's prefix, not from input.
+		$this->db->query( "DROP TABLE IF EXISTS {$this->receipts()}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$this->db->query( "DROP TABLE IF EXISTS {$this->outbox()}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+	}
+}

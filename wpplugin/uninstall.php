@@ -1,0 +1,42 @@
+<?php
+/**
+ * Uninstall: drops the plugin's tables, options, cron jobs and the result
+ * posts. Names come from the class constants that created them.
+ *
+ * @package WPRelay
+ */
+
+if ( ! defined( 'WP_UNINSTALL_PLUGIN' ) ) {
+	exit;
+}
+
+require_once __DIR__ . '/includes/class-wprelay-schema.php';
+require_once __DIR__ . '/includes/class-wprelay-sender.php';
+require_once __DIR__ . '/includes/class-wprelay-dispatcher.php';
+require_once __DIR__ . '/includes/class-wprelay-rest-controller.php';
+require_once __DIR__ . '/includes/class-wprelay-results-controller.php';
+
+global $wpdb;
+
+( new WPRelay_Schema( $wpdb ) )->drop();
+foreach ( WPRelay_Schema::OPTIONS as $wprelay_option ) {
+	delete_option( $wprelay_option );
+}
+$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( WPRelay_Schema::RATE_OPTION_PREFIX ) . '%' ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
+wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
+wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
+
+$wprelay_results = get_posts(
+	array(
+		'post_type'      => WPRelay_Results_Controller::POST_TYPE,
+		'post_status'    => 'any',
+		'fields'         => 'ids',
+		'posts_per_page' => -1,
+	)
+);
+foreach ( $wprelay_results as $wprelay_result_id ) {
+	wp_delete_post( $wprelay_result_id, true );
+}
+foreach ( array( 'post', 'user', 'comment' ) as $wprelay_meta_type ) {
+	delete_metadata( $wprelay_meta_type, 0, WPRelay_Results_Controller::META_RESULT_ID, '', true );
+}
