@@ -14,6 +14,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/wprelay/wprelay/relay/provider"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -208,19 +210,37 @@ func TestE2E_Provider_Slack(t *testing.T) {
 	payload := `{"type":"block_actions","trigger_id":"12321423423.333649436676.d8c1bb837935619ccad0f624c448ffb3","user":{"id":"U0CA5"},"team":{"id":"T3MDE"},"channel":{"id":"C0CA5"},"actions":[{"action_id":"approve_refund","action_ts":"1795859999.457031"}]}`
 	form := []byte(url.Values{"payload": {payload}}.Encode())
 	inter := post(t, hook, form, signed(form, time.Now(), "application/x-www-form-urlencoded"))
-	wantStatus(t, "interactivity", inter, 202, "")
+	// Interactivity and slash commands are stored, then acknowledged with
+	// an empty 200: Slack shows an answer body to the user.
+	wantStatus(t, "interactivity", inter, 200, "")
+	if len(inter.Body) != 0 {
+		t.Errorf("interactivity answered with a body: %v", inter.Body)
+	}
 	cmd := []byte("command=%2Fweather&text=94070&user_id=U2147483697&channel_id=C2147483705&trigger_id=13345224609.738474920.8088930838d88f008e0")
 	slash := post(t, hook, cmd, signed(cmd, time.Now(), "application/x-www-form-urlencoded"))
-	wantStatus(t, "slash command", slash, 202, "")
+	wantStatus(t, "slash command", slash, 200, "")
+	if len(slash.Body) != 0 {
+		t.Errorf("slash command answered with a body: %v", slash.Body)
+	}
+	eventOfType := func(typ string) string {
+		var list struct {
+			Events []eventView `json:"events"`
+		}
+		sc.adminDo("GET", "/admin/v1/events?source=slack&type="+typ, "", &list)
+		if len(list.Events) != 1 {
+			t.Fatalf("%d stored events of type %s, want 1", len(list.Events), typ)
+		}
+		return list.Events[0].ID
+	}
 	wantStatus(t, "other media type", post(t, hook, ev, signed(ev, time.Now(), "text/plain")), 415, "unsupported_media_type")
 
 	wantNormal(t, envelopeOf(t, sc, tg, first.Body["id"].(string)), "U061F7AUR/", "C0LAN2Q65/channel", "app_mention/")
-	env := envelopeOf(t, sc, tg, inter.Body["id"].(string))
+	env := envelopeOf(t, sc, tg, eventOfType("block_actions"))
 	if data, _ := env["data"].(map[string]any); env["type"] != "block_actions" || data["trigger_id"] == nil {
 		t.Errorf("interactivity envelope %v", env)
 	}
 	wantNormal(t, env, "U0CA5/", "C0CA5/channel", "approve_refund/")
-	env = envelopeOf(t, sc, tg, slash.Body["id"].(string))
+	env = envelopeOf(t, sc, tg, eventOfType("slash_command"))
 	if data, _ := env["data"].(map[string]any); env["type"] != "slash_command" || data["text"] != "94070" {
 		t.Errorf("slash command envelope %v", env)
 	}
@@ -410,4 +430,45 @@ func TestE2E_Sign_EveryKind(t *testing.T) {
 		}
 	})
 	tg.checkAuthentic()
+}
+
+func TestE2E_Provider_WordPress_KeysReplayAndSchema(t *testing.T) {
+	tg := newTarget(t, nil)
+	sc := startSidecar(t, t.TempDir(), providersConfig(tg.URL()))
+	hook := sc.public + "/hooks/site"
+	v, err := provider.New(provider.Options{Kind: "wordpress", Issuer: siteIssuer, JWTSecret: siteJWT})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := v.Key(standardSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// signWP signs body as the plugin does (fresh JWT each time) under the
+	// given webhook-id.
+	signWP := func(id string, body []byte) map[string]string {
+		r := &provider.Request{Method: "POST", Header: http.Header{"Webhook-Id": {id}}, Body: body, Now: time.Now()}
+		if err := v.(provider.Signer).Sign(r, key, ""); err != nil {
+			t.Fatal(err)
+		}
+		h := map[string]string{}
+		for k := range r.Header {
+			h[k] = r.Header.Get(k)
+		}
+		return h
+	}
+	body := func(id, title string) []byte {
+		return []byte(fmt.Sprintf(`{"event_type":"post.published","object_ref":"post:42","idempotency_key":%q,"occurred_at":"2026-11-28T10:00:00Z","data":{"title":%q}}`, id, title))
+	}
+	id := "5f0c6f4e-7c4b-4f8e-9d1a-3b2f1e0d9c8b"
+	first := signWP(id, body(id, "Hello"))
+	r := post(t, hook, body(id, "Hello"), first)
+	wantStatus(t, "valid", r, 202, "")
+	wantStatus(t, "same key and body, new token", post(t, hook, body(id, "Hello"), signWP(id, body(id, "Hello"))), 200, "")
+	wantStatus(t, "same key, other body", post(t, hook, body(id, "Changed"), signWP(id, body(id, "Changed"))), 409, "idempotency_conflict")
+	wantStatus(t, "the first request replayed as is", post(t, hook, body(id, "Hello"), first), 401, "replayed")
+	other := "0d8e7f6a-5b4c-4d3e-8f2a-1b0c9d8e7f6a"
+	bad := []byte(fmt.Sprintf(`{"event_type":"Post Published","object_ref":"post:42","idempotency_key":%q,"occurred_at":"2026-11-28T10:00:00Z","data":{}}`, other))
+	wantStatus(t, "schema", post(t, hook, bad, signWP(other, bad)), 422, "invalid_event")
+	sc.waitEvent(r.Body["id"].(string), "delivered", 10*time.Second)
 }

@@ -196,7 +196,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		rj.retryAfter = strconv.Itoa(max(1, int(math.Ceil(wait.Seconds()))))
 		return 0, rj
 	}
-	req := &provider.Request{Method: r.Method, URL: publicURL(src, r), Header: r.Header, Now: now}
+	req := &provider.Request{Method: r.Method, URL: publicURL(src, r, ps.ByName("tenant")), Header: r.Header, Now: now}
 
 	if g, ok := src.Verifier.(provider.Greeter); ok {
 		// Unsigned provider pings come before the content-type check:
@@ -208,7 +208,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		req.Body = body
 		if reply := g.Greet(req); reply != nil {
 			out.result = "handshake"
-			writeJSON(w, reply.Status, reply.Body)
+			writeReply(w, reply)
 			return reply.Status, nil
 		}
 	}
@@ -240,7 +240,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 	if parsed.Reply != nil {
 		out.result = "handshake"
-		writeJSON(w, parsed.Reply.Status, parsed.Reply.Body)
+		writeReply(w, parsed.Reply)
 		return parsed.Reply.Status, nil
 	}
 	if len(parsed.Items) == 0 {
@@ -263,7 +263,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 			routed = true
 		}
 		b.Events = append(b.Events, relay.Incoming{
-			Event: ev, Raw: raw, BodyHash: sha256.Sum256(it.Body), KeyExpires: now.Add(in.DedupeTTL),
+			Event: ev, Raw: raw, BodyHash: bodyHash(parsed, it.Body), KeyExpires: now.Add(in.DedupeTTL),
 		})
 	}
 	outcomes, err := in.Queue.Enqueue(r.Context(), b)
@@ -284,6 +284,19 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		}
 	}
 	in.Metrics.Events(src.Name, len(outcomes)-dups, dups)
+	if parsed.Ack != nil {
+		for _, o := range outcomes {
+			if o.Conflict {
+				return 0, relay.ErrConflict
+			}
+		}
+		out.result, out.eventID = "queued", outcomes[0].ID
+		if dups == len(outcomes) {
+			out.result = "duplicate"
+		}
+		writeReply(w, parsed.Ack)
+		return parsed.Ack.Status, nil
+	}
 	return in.answer(w, outcomes, out)
 }
 
@@ -438,12 +451,19 @@ func allowedType(allowed []string, header string) bool {
 	return false
 }
 
-func publicURL(src *Source, r *http.Request) string {
+// publicURL is the URL the provider called: the source's public_url (plus
+// "/{tenant}" when the tenant is in the path, and the query string), or the
+// request's own URL.
+func publicURL(src *Source, r *http.Request, tenant string) string {
 	if src.PublicURL != "" {
-		if r.URL.RawQuery != "" {
-			return src.PublicURL + "?" + r.URL.RawQuery
+		u := src.PublicURL
+		if tenant != "" {
+			u = strings.TrimRight(u, "/") + "/" + tenant
 		}
-		return src.PublicURL
+		if r.URL.RawQuery != "" {
+			u += "?" + r.URL.RawQuery
+		}
+		return u
 	}
 	scheme := "http"
 	if r.TLS != nil {
@@ -511,6 +531,25 @@ func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
 	}
 	writeJSON(w, rj.status, errorBody{rj.code, rj.msg})
 	return rj.status, rj.code
+}
+
+// bodyHash identifies an event's body for conflict detection; kinds whose
+// keys are chosen by providers get one constant hash, so a known key is a
+// duplicate whatever the body.
+func bodyHash(p *provider.Parsed, body []byte) [32]byte {
+	if !p.StrictKeys {
+		return [32]byte{}
+	}
+	return sha256.Sum256(body)
+}
+
+// writeReply writes a provider handshake or acknowledgement.
+func writeReply(w http.ResponseWriter, r *provider.Reply) {
+	if r.Body == nil {
+		w.WriteHeader(r.Status)
+		return
+	}
+	writeJSON(w, r.Status, r.Body)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -235,3 +235,25 @@ func TestIngress_TraceparentContinuedOrStarted(t *testing.T) {
 		}
 	}
 }
+
+func TestIngress_ProviderKeyWithOtherBodyIsDuplicate(t *testing.T) {
+	// Providers' redeliveries may differ (HubSpot attemptNumber, Stripe
+	// pending_webhooks): a known provider key is a duplicate, never a 409.
+	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	w1, b1 := serve(in, githubRequest("s", `{"attempt":1}`, "same-delivery", ""))
+	w2, b2 := serve(in, githubRequest("s", `{"attempt":2}`, "same-delivery", ""))
+	if w1.Code != 202 || w2.Code != 200 || b2["status"] != "duplicate" || b2["id"] != b1["id"] {
+		t.Fatalf("%d %v / %d %v", w1.Code, b1, w2.Code, b2)
+	}
+}
+
+func TestPublicURL_TenantInPath(t *testing.T) {
+	src := &Source{PublicURL: "https://hooks.example.com/hooks/hubspot/"}
+	r := httptest.NewRequest("POST", "/hooks/hubspot/acme?x=1", nil)
+	if got := publicURL(src, r, "acme"); got != "https://hooks.example.com/hooks/hubspot/acme?x=1" {
+		t.Fatalf("publicURL = %q", got)
+	}
+	if got := publicURL(src, r, ""); got != "https://hooks.example.com/hooks/hubspot/?x=1" {
+		t.Fatalf("publicURL without tenant = %q", got)
+	}
+}

@@ -53,7 +53,7 @@ type Item struct {
 // (Slack url_verification, the WooCommerce ping).
 type Reply struct {
 	Status int
-	Body   any // marshalled as JSON
+	Body   any // marshalled as JSON; nil = an empty body
 }
 
 // Parsed is what a verified request holds.
@@ -64,6 +64,16 @@ type Parsed struct {
 	// store must not accept twice before it expires.
 	Nonce        string
 	NonceExpires time.Time
+	// StrictKeys is set by kinds whose sender picks the idempotency key
+	// (wordpress): a key that comes back with a different body is then a
+	// conflict (409). Providers' redeliveries may legitimately differ
+	// (HubSpot's attemptNumber, Stripe's pending_webhooks), so for them a
+	// known key is always a duplicate.
+	StrictKeys bool
+	// Ack, when set, replaces the 202 answer once the events are stored:
+	// Slack wants an empty 200 for interactivity and slash commands (their
+	// answer body is shown to the user).
+	Ack *Reply
 }
 
 // Verifier checks and parses requests for one source.

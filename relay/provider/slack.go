@@ -240,8 +240,13 @@ func parseSlackInteraction(payload []byte) (*Parsed, error) {
 	}
 	it.Action.Type = first(it.Action.Type, in.View.CallbackID, in.CallbackID)
 	it.OccurredAt = secondsTime(ts)
-	return &Parsed{Items: []Item{it}}, nil
+	return &Parsed{Items: []Item{it}, Ack: slackAck}, nil
 }
+
+// slackAck is the answer to interactivity and slash commands once stored:
+// an empty 200 (a body would be shown to the user, and view_submission
+// wants none).
+var slackAck = &Reply{Status: http.StatusOK}
 
 func parseSlackCommand(form url.Values) (*Parsed, error) {
 	fields := make(map[string]any, len(form))
@@ -262,7 +267,7 @@ func parseSlackCommand(form url.Values) (*Parsed, error) {
 		it.Subject = relay.Subject{ID: ch, Type: "channel"}
 	}
 	it.Action.Type = form.Get("command")
-	return &Parsed{Items: []Item{it}}, nil
+	return &Parsed{Items: []Item{it}, Ack: slackAck}, nil
 }
 
 // Sign sets the headers Slack sends: the request timestamp and the v0

@@ -385,6 +385,7 @@ func (w *WordPress) Parse(r *Request) (*Parsed, error) {
 		Items:        []Item{it},
 		Nonce:        c.ID,
 		NonceExpires: c.ExpiresAt.Add(wpLeeway).UTC(),
+		StrictKeys:   true,
 	}, nil
 }
 
