@@ -80,13 +80,23 @@ class WPRelay_Config {
 	}
 
 	/**
-	 * Returns the site's origin (scheme://host[:port]), the issuer of the
-	 * tokens the plugin signs.
+	 * Returns the site's origin (scheme://host[:port]).
 	 *
 	 * @return string
 	 */
 	public function site_origin(): string {
 		return self::origin( home_url() );
+	}
+
+	/**
+	 * Returns the site URL without a trailing slash (home_url(), path
+	 * included for a site in a subfolder): the issuer of the tokens the
+	 * plugin signs, which the sidecar's source must name as its issuer.
+	 *
+	 * @return string
+	 */
+	public function site_url(): string {
+		return untrailingslashit( home_url() );
 	}
 
 	/**

@@ -12,7 +12,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 /**
  * Sends outbox rows to {WPRELAY_SIDECAR_URL}/hooks/{WPRELAY_SOURCE} as
  * DESIGN.md "WordPress → sidecar" describes: a fresh HS256 JWT per attempt
- * (iss the site's origin, aud "wprelay", iat, exp, jti) and a Standard
+ * (iss the site URL, aud "wprelay", iat, exp, jti) and a Standard
  * Webhooks signature whose webhook-id is the row's idempotency key. The
  * body is the row's payload, byte for byte the same on every attempt.
  *
@@ -162,7 +162,7 @@ class WPRelay_Sender {
 	public function request( array $row, int $now ): array {
 		$token = $this->crypto->sign_jwt_hs256(
 			array(
-				'iss' => $this->config->site_origin(),
+				'iss' => $this->config->site_url(),
 				'aud' => 'wprelay',
 				'iat' => $now,
 				'exp' => $now + self::TOKEN_TTL,
