@@ -25,6 +25,7 @@ import (
 	"github.com/wprelay/wprelay/relay/ingress"
 	"github.com/wprelay/wprelay/relay/metrics"
 	"github.com/wprelay/wprelay/relay/provider"
+	"github.com/wprelay/wprelay/relay/tracing"
 	"github.com/wprelay/wprelay/store"
 )
 
@@ -145,6 +146,8 @@ type Main struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 	draining   atomic.Bool
+
+	shutdownTracing func(context.Context) error
 }
 
 // Start opens the store and starts the listeners and the dispatcher.
@@ -186,7 +189,17 @@ func (m *Main) Start(ctx context.Context) error {
 	}
 	router := relay.NewRouter(buildRoutes(cfg))
 
+	tracer, shutdownTracing, err := tracing.Setup(tracing.Options{
+		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio,
+		BatchTimeout: cfg.Tracing.BatchTimeout.D(), Service: cfg.Tracing.ServiceName, Version: version,
+	})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	m.shutdownTracing = shutdownTracing
 	m.Dispatcher = deliver.New(db, targets, log.With("component", "deliver"))
+	m.Dispatcher.Tracer = tracer
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
 	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
@@ -197,6 +210,7 @@ func (m *Main) Start(ctx context.Context) error {
 	in.DedupeTTL = cfg.Retention.Dedupe.D()
 	in.Notify = m.Dispatcher.Notify
 	in.Metrics = m.Metrics
+	in.Tracer = tracer
 	in.Limits = &ingress.Limits{SourceRate: cfg.Limits.SourceRate, IPRate: cfg.Limits.IPRate}
 	for _, a := range cfg.TrustedProxies {
 		p, _ := config.ParsePrefix(a) // checked by Validate
@@ -311,6 +325,9 @@ func (m *Main) Close() error {
 	case <-done:
 	case <-ctx.Done():
 		m.Logger.Warn("attempts still in flight after the grace period; they will be retried after restart")
+	}
+	if err := m.shutdownTracing(ctx); err != nil {
+		m.Logger.Warn("tracing: spans not flushed", slog.String("error", err.Error()))
 	}
 	err := m.DB.Close()
 	m.Logger.Info("stopped")

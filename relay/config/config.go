@@ -34,6 +34,16 @@ type Config struct {
 	// Encryption seals raw bodies and envelopes at rest (AES-256-GCM);
 	// default off.
 	Encryption Encryption `yaml:"encryption"`
+	// Tracing exports OpenTelemetry spans over OTLP/HTTP; default off.
+	Tracing Tracing `yaml:"tracing"`
+}
+
+// Tracing configures OpenTelemetry export.
+type Tracing struct {
+	OTLPEndpoint string   `yaml:"otlp_endpoint"` // e.g. http://127.0.0.1:4318; "" (default) = off
+	SampleRatio  float64  `yaml:"sample_ratio"`  // of new traces; default 1
+	BatchTimeout Duration `yaml:"batch_timeout"` // default 5s
+	ServiceName  string   `yaml:"service_name"`  // default wprelay
 }
 
 // Encryption lists the keys; the first seals, all open (rotation).

@@ -103,6 +103,14 @@ func (c *Config) Validate() error {
 			bad(f+".key", "%v", err)
 		}
 	}
+	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+		bad("tracing.sample_ratio", "must be between 0 and 1")
+	}
+	if e := c.Tracing.OTLPEndpoint; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("tracing.otlp_endpoint", "%q is not an http(s) URL such as http://127.0.0.1:4318", e)
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		bad("tls", "set both cert_file and key_file, or neither")
 	}

@@ -25,10 +25,14 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/metrics"
+	"github.com/wprelay/wprelay/relay/tracing"
 )
 
 // Target is where deliveries go, with its retry policy.
@@ -58,6 +62,7 @@ type Dispatcher struct {
 	BaseDelay time.Duration    // first retry delay before jitter; default 1s
 	UserAgent string
 	Metrics   *metrics.Metrics // nil = off
+	Tracer    trace.Tracer     // nil = off: attempts send a fresh child traceparent without spans
 
 	targets []*loop
 	running atomic.Bool
@@ -267,8 +272,25 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		_ = l.limit.Wait(ctx)
 	}
 	start := l.d.Now()
-	status, header, snippet, err := l.send(ctx, job)
+	sctx, span := ctx, trace.Span(nil)
+	if l.d.Tracer != nil {
+		sctx, span = l.d.Tracer.Start(tracing.Extract(ctx, job.TraceParent), "deliver "+job.Target,
+			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+				attribute.String("wprelay.event_id", job.EventID), attribute.String("wprelay.target", job.Target),
+				attribute.Int("wprelay.attempt", job.Attempts+1), attribute.String("url.full", l.t.URL)))
+	}
+	reqID := randomHex(12)
+	status, header, snippet, err := l.send(sctx, job, reqID)
 	took := time.Since(start)
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		} else if !l.success(status) {
+			span.SetStatus(codes.Error, fmt.Sprintf("HTTP %d", status))
+		}
+		span.End()
+	}
 	res := relay.Result{
 		EventID: job.EventID, Target: job.Target,
 		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: snippet},
@@ -316,7 +338,9 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
-		slog.String("event_id", job.EventID), slog.String("source", job.Source), slog.String("tenant", job.Tenant),
+		slog.String("event_id", job.EventID), slog.String("delivery_id", job.EventID+":"+job.Target),
+		slog.String("request_id", reqID), slog.String("trace_id", traceID(job.TraceParent)),
+		slog.String("source", job.Source), slog.String("tenant", job.Tenant),
 		slog.String("type", job.Type), slog.String("target", job.Target), slog.Int("attempt", job.Attempts+1),
 		slog.Int("status", status), slog.String("outcome", res.Status),
 		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
@@ -339,7 +363,7 @@ func (l *loop) success(status int) bool {
 
 // send makes the HTTP request. It returns the status (0 on network errors),
 // the response header and the first bytes of the body.
-func (l *loop) send(ctx context.Context, job relay.Job) (int, http.Header, string, error) {
+func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http.Header, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
 	defer cancel()
 	key := job.EventID + ":" + job.Target
@@ -355,8 +379,12 @@ func (l *loop) send(ctx context.Context, job relay.Job) (int, http.Header, strin
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", l.d.UserAgent)
 	req.Header.Set("Idempotency-Key", key)
-	req.Header.Set("X-Request-Id", randomHex(12))
-	req.Header.Set("Traceparent", childTraceparent(job.TraceParent))
+	req.Header.Set("X-Request-Id", reqID)
+	if l.d.Tracer != nil {
+		tracing.Inject(ctx, req.Header) // the attempt's span, started by attempt
+	} else {
+		req.Header.Set("Traceparent", childTraceparent(job.TraceParent))
+	}
 	if err := l.t.Signer.Sign(req.Header, key, body, l.d.Now()); err != nil {
 		return 0, nil, "", fmt.Errorf("sign: %w", err)
 	}
@@ -368,6 +396,14 @@ func (l *loop) send(ctx context.Context, job relay.Job) (int, http.Header, strin
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, resp.Header, string(bytes.ToValidUTF8(snippet, nil)), nil
+}
+
+// traceID is the trace id of a W3C traceparent ("" when malformed).
+func traceID(traceparent string) string {
+	if len(traceparent) < 35 {
+		return ""
+	}
+	return traceparent[3:35]
 }
 
 // bodyKey carries the request body to PrepareRetry.

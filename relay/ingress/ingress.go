@@ -26,10 +26,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/metrics"
 	"github.com/wprelay/wprelay/relay/provider"
+	"github.com/wprelay/wprelay/relay/tracing"
 )
 
 // Source is one configured webhook sender, ready to verify requests.
@@ -67,6 +71,8 @@ type Ingress struct {
 	Limits *Limits
 	// Metrics counts requests and events; nil = off.
 	Metrics *metrics.Metrics
+	// Tracer records ingest, verify and commit spans; nil = off (no cost).
+	Tracer trace.Tracer
 
 	sources map[string]*Source
 	router  *httprouter.Router
@@ -133,6 +139,7 @@ func reject(status int, code, format string, args ...any) *rejection {
 // outcome is what one request did, for the log line.
 type outcome struct {
 	source, tenant, eventID, result string
+	typ, traceID                    string
 	events                          int
 }
 
@@ -140,11 +147,26 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 	start := time.Now()
 	reqID := setRequestID(w, r)
 	out := outcome{source: ps.ByName("source"), tenant: ps.ByName("tenant")}
+	var span trace.Span
+	if in.Tracer != nil {
+		ctx := tracing.Extract(r.Context(), r.Header.Get("Traceparent"))
+		ctx, span = in.Tracer.Start(ctx, "ingest", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("wprelay.source", out.source), attribute.String("http.request.method", r.Method)))
+		r = r.WithContext(ctx)
+	}
 	status, err := in.ingest(w, r, ps, &out)
 	code := ""
 	if err != nil {
 		status, code = in.writeError(w, err)
 		out.result = "rejected"
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", status), attribute.String("wprelay.outcome", out.result),
+			attribute.String("wprelay.event_id", out.eventID), attribute.String("wprelay.tenant", out.tenant))
+		if code != "" {
+			span.SetStatus(codes.Error, code)
+		}
+		span.End()
 	}
 	in.Metrics.Request(out.source, out.result, code, time.Since(start))
 	level := slog.LevelInfo
@@ -156,6 +178,8 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 		slog.String("source", out.source),
 		slog.String("tenant", out.tenant),
 		slog.String("event_id", out.eventID),
+		slog.String("type", out.typ),
+		slog.String("trace_id", out.traceID),
 		slog.String("outcome", out.result),
 		slog.Int("status", status),
 		slog.String("code", code),
@@ -229,7 +253,9 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return 0, relay.ErrQueueFull
 	}
 
+	vspan := in.child(r, "verify")
 	tenant, err := verify(src, tenants, req)
+	endSpan(vspan, err)
 	if err != nil {
 		return 0, err
 	}
@@ -250,6 +276,10 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 	b := &relay.Batch{Nonce: parsed.Nonce, NonceExpires: parsed.NonceExpires, Events: make([]relay.Incoming, 0, len(parsed.Items))}
 	raw := &relay.Raw{Method: r.Method, Path: r.URL.RequestURI(), Header: redact(r.Header), Body: req.Body}
 	traceparent := r.Header.Get("Traceparent")
+	if in.Tracer != nil {
+		// Deliveries continue the ingest span.
+		traceparent = tracing.Traceparent(trace.SpanContextFromContext(r.Context()))
+	}
 	if !validTraceparent(traceparent) {
 		traceparent = newTraceparent() // the trace starts here
 	}
@@ -259,6 +289,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		if err != nil {
 			return 0, err
 		}
+		out.typ, out.traceID = ev.Type, traceparent[3:35]
 		if len(ev.Deliveries) > 0 {
 			routed = true
 		}
@@ -266,7 +297,9 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 			Event: ev, Raw: raw, BodyHash: bodyHash(parsed, it.Body), KeyExpires: now.Add(in.DedupeTTL),
 		})
 	}
+	cspan := in.child(r, "commit")
 	outcomes, err := in.Queue.Enqueue(r.Context(), b)
+	endSpan(cspan, err)
 	if err != nil {
 		if errors.Is(err, relay.ErrReplayed) {
 			return 0, err
@@ -531,6 +564,25 @@ func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
 	}
 	writeJSON(w, rj.status, errorBody{rj.code, rj.msg})
 	return rj.status, rj.code
+}
+
+// child starts a child span of the request's span when tracing is on.
+func (in *Ingress) child(r *http.Request, name string) trace.Span {
+	if in.Tracer == nil {
+		return nil
+	}
+	_, span := in.Tracer.Start(r.Context(), name)
+	return span
+}
+
+func endSpan(span trace.Span, err error) {
+	if span == nil {
+		return
+	}
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
 }
 
 // bodyHash identifies an event's body for conflict detection; kinds whose

@@ -109,7 +109,7 @@ class WPRelay_Dispatcher {
 			$this->receipts->transition( $id, 'dispatching', 'done' );
 		} catch ( Throwable $e ) {
 			$this->receipts->transition( $id, 'dispatching', 'failed', get_class( $e ) . ': ' . $e->getMessage() );
-			error_log( sprintf( 'wprelay: a wprelay_event action for receipt %d threw %s', $id, get_class( $e ) ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+			error_log( sprintf( 'wprelay: a wprelay_event action threw %s (receipt_id=%d event_id=%s delivery_id=%s trace_id=%s type=%s)', get_class( $e ), $id, $event['id'] ?? '', $meta['idempotency_key'] ?? '', $meta['trace_id'] ?? '', $row['event_type'] ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
 		}
 	}
 
