@@ -20,7 +20,8 @@ build:
 test: deps lint unit fuzz php-lint phpunit promtool integration
 
 ## deps: what the tests need: Debian packages when missing (MariaDB, PHP, WordPress,
-## PHPUnit; apt-get, so root) and the Go modules
+## PHPUnit, Chromium for the wp-admin browser test; apt-get, so root) and the Go
+## modules (chromedp included), fetched before the tests enter their network namespace
 deps:
 	@sh scripts/wpstack/install-packages.sh
 	$(GO) mod download

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -51,6 +52,11 @@ type Job struct {
 	Since       time.Time // creation, or the last replay
 	Envelope    json.RawMessage
 	TraceParent string
+	// OutOfOrder: a newer event about the same subject was already
+	// delivered to the target (see Order); send X-Wprelay-Out-Of-Order.
+	OutOfOrder bool
+	// Mirror: the delivery is a mirror_to copy (Delivery.Mirror).
+	Mirror bool
 }
 
 // Result is the outcome of one attempt, recorded by Complete.
@@ -63,6 +69,9 @@ type Result struct {
 	Status string
 	NextAt time.Time
 	Reason string
+	// ResultID, for a succeeded delivery whose answer became a result event
+	// (reply_to), is that event's id; it is kept as Delivery.ResultID.
+	ResultID string
 }
 
 // Queue is what the ingest path and the dispatcher need from a store.
@@ -74,7 +83,9 @@ type Queue interface {
 	Enqueue(ctx context.Context, b *Batch) ([]Outcome, error)
 	// Claim marks up to n deliveries for target that are due at or before
 	// now as in flight, leased until now+lease: a lease that runs out makes
-	// the delivery due again. Oldest due first.
+	// the delivery due again. Oldest due first. Deliveries with an Order
+	// are held back, coalesced or skipped as Order describes (so Claim may
+	// hand out fewer than n while more are due).
 	Claim(ctx context.Context, target string, now time.Time, n int, lease time.Duration) ([]Job, error)
 	// Complete records the attempt, the new state and recomputes the event's
 	// status. Completing a delivery that is not in flight is ErrNotFound.
@@ -84,6 +95,16 @@ type Queue interface {
 	NextDue(ctx context.Context, target string) (at time.Time, ok bool, err error)
 	// Pending counts deliveries not yet final (pending, in flight, retrying).
 	Pending(ctx context.Context) (int, error)
+}
+
+// Counters keep a few named counts that must outlive the process (a
+// target's daily request budget). Implementations must pass
+// relaytest.TestStore.
+type Counters interface {
+	// Add adds n to the counter name and returns its new value, durably;
+	// n = 0 only reads it. A counter that does not exist starts at 0;
+	// expires is when Prune may forget it (the latest expires given wins).
+	Add(ctx context.Context, name string, n int, expires time.Time) (int, error)
 }
 
 // EventFilter selects events for the admin API. Empty fields match all.
@@ -101,6 +122,10 @@ type DeadFilter struct {
 	Source string
 	Target string
 	Since  time.Time // dead at or after
+	Until  time.Time // dead before; zero = no bound
+	// Max bounds how many deliveries ReplayDead replays (oldest dead
+	// first); 0 = all. DeadLetters pages with its own limit instead.
+	Max int
 }
 
 // Stats are counts for the admin API.
@@ -128,15 +153,33 @@ type Ledger interface {
 	// at now with a fresh retry budget; it returns how many it scheduled.
 	// Deliveries in flight are left alone.
 	Replay(ctx context.Context, eventID, target string, now time.Time) (int, error)
-	// ReplayDead replays every dead delivery matching f.
+	// ReplayDead replays the dead deliveries matching f, oldest dead
+	// first, at most f.Max of them when it is set.
 	ReplayDead(ctx context.Context, f DeadFilter, now time.Time) (int, error)
 	Stats(ctx context.Context) (Stats, error)
+	// Effects returns the ids of the events whose CausationID is id (the
+	// results its deliveries produced), oldest first, at most limit. It
+	// may look only at events received after the cause, within a bounded
+	// scan, so a very late result can be missing.
+	Effects(ctx context.Context, id string, limit int) ([]string, error)
+	// Export calls fn for each event matching f (with its envelope,
+	// deliveries and raw request; raw is nil when none was stored), oldest
+	// first. Each event is read in one consistent view, but a long export
+	// is not one snapshot: it must not hold up writers. Events that arrive
+	// during the export may be included or not; none that existed
+	// throughout is skipped or repeated. An error from fn stops it.
+	Export(ctx context.Context, f EventFilter, fn func(e *Event, raw *Raw) error) error
 }
+
+// ErrInvalidCursor is returned for a page cursor the store did not issue
+// (or one from another listing).
+var ErrInvalidCursor = errors.New("invalid cursor")
 
 // Pruner is what the retention loop needs.
 type Pruner interface {
-	// Prune deletes at most max expired idempotency keys and nonces, and
-	// events received before eventsBefore whose deliveries are all final.
+	// Prune deletes at most max expired idempotency keys, nonces and
+	// counters, and events received before eventsBefore whose deliveries
+	// are all final (mirror copies included).
 	// It reports how many records it deleted; 0 means nothing is left to do.
 	Prune(ctx context.Context, now, eventsBefore time.Time, max int) (int, error)
 }

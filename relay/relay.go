@@ -6,7 +6,8 @@
 // delivery with its own state machine:
 //
 //	pending → in_flight → succeeded | retrying | dead
-//	                   or skipped (dry-run routes)
+//	        or skipped (dry-run routes; ordered deliveries coalesced or
+//	                    out of order, see Order)
 //
 // A delivery that was in flight when the process died is due again after a
 // restart, so receivers must dedupe on the Idempotency-Key header, which is the
@@ -15,7 +16,7 @@
 // # Caveats
 //
 // Ordering is not guaranteed across events; retries may reorder deliveries
-// for one target. A delivery's attempt may reach its target twice when the
+// for one target, unless the target orders them by subject (Order). A delivery's attempt may reach its target twice when the
 // process dies after the target answered but before the outcome was committed.
 package relay
 
@@ -30,6 +31,9 @@ const (
 	EventQueued    = "queued"    // at least one delivery is pending, in flight or retrying
 	EventDelivered = "delivered" // every delivery succeeded (or was skipped)
 	EventFailed    = "failed"    // at least one delivery is dead
+	// Mirror deliveries (Delivery.Mirror) count for none of these: an event
+	// whose other deliveries are done is delivered while its mirror copies
+	// are still pending, or dead.
 	EventDiscarded = "discarded" // no route matched, or a provider handshake
 )
 
@@ -80,9 +84,54 @@ type Delivery struct {
 	LastStatus int       `json:"last_status"`
 	LastError  string    `json:"last_error"`
 	DeadAt     time.Time `json:"dead_at,omitzero"`
-	Reason     string    `json:"reason,omitempty"` // why it is dead (Result.Reason)
+	Reason     string    `json:"reason,omitempty"` // why it is dead or skipped (Result.Reason)
 	CreatedAt  time.Time `json:"created_at"`
 	History    []Attempt `json:"history"`
+
+	// Mirror marks a copy made by a route's mirror_to: its outcome never
+	// changes the event's status.
+	Mirror bool `json:"mirror,omitempty"`
+	// Request is, for a delivery skipped by a dry-run route, the request
+	// that would have been sent (credentials redacted).
+	Request *Request `json:"request,omitempty"`
+	// Order, when set, makes the delivery wait for the target's earlier
+	// deliveries about the same subject (targets with ordering: subject).
+	Order *Order `json:"order,omitempty"`
+	// OutOfOrder is set when the delivery was sent although a newer event
+	// about its subject had already been delivered to the target (it
+	// carried X-Wprelay-Out-Of-Order: true).
+	OutOfOrder bool `json:"out_of_order,omitempty"`
+	// ResultID is the id of the result event the target's answer became
+	// (targets with reply_to), once there is one.
+	ResultID string `json:"result_id,omitempty"`
+}
+
+// Request is an HTTP request as the dispatcher would send it. Header
+// values that carry credentials read REDACTED.
+type Request struct {
+	Method string              `json:"method"`
+	URL    string              `json:"url"`
+	Header map[string][]string `json:"header"`
+	// Body is the JSON body; empty when it could not be built (Error says
+	// why).
+	Body  json.RawMessage `json:"body,omitempty"`
+	Error string          `json:"error,omitempty"`
+}
+
+// Order is a delivery's place in its target's per-subject order.
+//
+// A store hands out (Claim) a delivery with an Order only when no other
+// delivery to the same target with the same Key is in flight and none of
+// an event with an earlier OccurredAt (then a smaller event id) is still
+// pending or retrying. When the delivery is handed out, a newer event with that Key
+// may already have been delivered: the store then sets the delivery's
+// OutOfOrder (and Job.OutOfOrder), or, with Skip, skips it instead. With
+// Coalesce, handing out the oldest pending delivery of a Key hands out the
+// newest one instead and skips the ones in between.
+type Order struct {
+	Key      string `json:"key"` // the subject, "{subject.type}:{subject.id}"
+	Coalesce bool   `json:"coalesce,omitempty"`
+	Skip     bool   `json:"skip_out_of_order,omitempty"`
 }
 
 // Key returns the delivery's identity, which is also its Idempotency-Key.

@@ -1,24 +1,38 @@
 package relay
 
-// Route sends a source's events whose type matches one of Types to targets.
+import (
+	"encoding/json"
+	"strings"
+	"time"
+)
+
+// Route sends a source's events that match it to targets.
 type Route struct {
-	Source   string   // source name, or "target:{name}" for result events
-	Tenant   string   // "" matches every tenant
-	Types    []string // globs: * matches any run of characters, "." and "/" included; empty = all
+	Name     string      // optional, for messages
+	Source   string      // source name, or "target:{name}" for result events
+	Tenant   string      // "" matches every tenant
+	Types    []string    // globs: * matches any run of characters, "." and "/" included; empty = all
+	Where    []Condition // all must hold; empty = no condition
 	To       []string
-	DryRun   bool     // record deliveries as skipped instead of sending them
-	MirrorTo []string // extra targets that get copies
+	DryRun   bool     // record deliveries as skipped (with the request) instead of sending them
+	MirrorTo []string // extra targets that get copies; their outcome never changes the event's status
 }
 
 // Match is one target an event goes to.
 type Match struct {
 	Target string
 	DryRun bool
+	Mirror bool
 }
 
-// Router finds the targets of an event. It is safe for concurrent use.
+// Router finds the targets of an event. It is safe for concurrent use once
+// built; set Ordering before use.
 type Router struct {
 	routes []Route
+	// Ordering lists the targets that order their deliveries by subject
+	// (ordering: subject), with the policy each such delivery's Order gets
+	// (its Key is filled in per event).
+	Ordering map[string]Order
 }
 
 // NewRouter returns a router over routes, in order.
@@ -26,32 +40,104 @@ func NewRouter(routes []Route) *Router {
 	return &Router{routes: routes}
 }
 
-// Match returns the targets of an event, each once, in route order. A target
-// reached by a live route and by a dry-run route is live.
-func (r *Router) Match(source, tenant, typ string) []Match {
-	var out []Match
-	add := func(target string, dry bool) {
+// Match returns the targets of ev (its Source, Tenant, Type and, for
+// routes with conditions, Envelope), each once, in route order. A target
+// reached by a live route and by a dry-run route is live; one reached as a
+// route's `to` and as another's `mirror_to` is not a mirror.
+func (r *Router) Match(ev *Event) []Match {
+	var (
+		out     []Match
+		env     map[string]any
+		decoded bool
+	)
+	add := func(target string, dry, mirror bool) {
 		for i := range out {
 			if out[i].Target == target {
 				out[i].DryRun = out[i].DryRun && dry
+				out[i].Mirror = out[i].Mirror && mirror
 				return
 			}
 		}
-		out = append(out, Match{Target: target, DryRun: dry})
+		out = append(out, Match{Target: target, DryRun: dry, Mirror: mirror})
 	}
 	for i := range r.routes {
 		rt := &r.routes[i]
-		if rt.Source != source || (rt.Tenant != "" && rt.Tenant != tenant) || !matchAny(rt.Types, typ) {
+		if rt.Source != ev.Source || (rt.Tenant != "" && rt.Tenant != ev.Tenant) || !matchAny(rt.Types, ev.Type) {
 			continue
 		}
+		if len(rt.Where) > 0 {
+			if !decoded {
+				env, decoded = DecodeEnvelope(ev.Envelope), true
+			}
+			if !holdAll(rt.Where, env) {
+				continue
+			}
+		}
 		for _, t := range rt.To {
-			add(t, rt.DryRun)
+			add(t, rt.DryRun, false)
 		}
 		for _, t := range rt.MirrorTo {
-			add(t, rt.DryRun)
+			add(t, rt.DryRun, true)
 		}
 	}
 	return out
+}
+
+func holdAll(conds []Condition, env map[string]any) bool {
+	for _, c := range conds {
+		if !c.Holds(env) {
+			return false
+		}
+	}
+	return true
+}
+
+// Deliveries returns the deliveries of ev, due at now: one per matched
+// target, pending, or skipped for a dry-run route; mirror copies marked;
+// an Order for targets that order by subject (when the envelope names a
+// subject id).
+func (r *Router) Deliveries(ev *Event, now time.Time) []Delivery {
+	var out []Delivery
+	for _, m := range r.Match(ev) {
+		if m.DryRun {
+			out = append(out, Delivery{EventID: ev.ID, Target: m.Target, Status: DeliverySkipped, NextAt: now, CreatedAt: now, Mirror: m.Mirror})
+			continue
+		}
+		d := r.To(ev, m.Target, now)
+		d.Mirror = m.Mirror
+		out = append(out, d)
+	}
+	return out
+}
+
+// To returns a pending delivery of ev to target, due at now, with an Order
+// when the target orders by subject.
+func (r *Router) To(ev *Event, target string, now time.Time) Delivery {
+	d := Delivery{EventID: ev.ID, Target: target, Status: DeliveryPending, NextAt: now, CreatedAt: now}
+	if o, ok := r.Ordering[target]; ok {
+		if key := SubjectKey(ev.Envelope); key != "" {
+			o.Key = key
+			d.Order = &o
+		}
+	}
+	return d
+}
+
+// SubjectKey returns "{subject.type}:{subject.id}" of a canonical
+// envelope, the key deliveries are ordered by; "" when the envelope names
+// no subject id (or one a store cannot key).
+func SubjectKey(env json.RawMessage) string {
+	var v struct {
+		Subject Subject `json:"subject"`
+	}
+	if json.Unmarshal(env, &v) != nil || v.Subject.ID == "" {
+		return ""
+	}
+	key := v.Subject.Type + ":" + v.Subject.ID
+	if strings.IndexByte(key, 0) >= 0 || len(key) > 512 {
+		return ""
+	}
+	return key
 }
 
 func matchAny(globs []string, s string) bool {

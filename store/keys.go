@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"math"
 	"time"
+
+	"github.com/wprelay/wprelay/relay"
 )
 
 // Key layout. Every time in a key is 8 big-endian bytes of Unix nanoseconds
@@ -29,6 +30,13 @@ import (
 //	bystatus    status 0x00 received_at id        → ""  (likewise bysource, bytenant, bytype)
 //	counts      "event/<status>" | "delivery/<status>" → int64 (8)
 //	meta        "version"                         → schema version (8)
+//
+// Version 2 added (see order.go and counters.go):
+//
+//	requests    id 0x00 target                    → relay.Request (JSON, sealed like envelopes): dry runs
+//	subjq       target 0x00 key 0x00 occurred_at id → ""  (ordered deliveries not yet final)
+//	subjlast    target 0x00 key                   → occurred_at (8) + id of the newest delivered
+//	counters    name                              → count (8) + expiry (8)
 
 // sep separates a name from the rest of a key.
 const sep = 0x00
@@ -117,7 +125,7 @@ func prefixEnd(p []byte) []byte {
 }
 
 // errBadCursor is returned for a cursor that this store did not issue.
-var errBadCursor = errors.New("invalid cursor")
+var errBadCursor = relay.ErrInvalidCursor
 
 // encodeCursor turns a position (an index key without its prefix) into an
 // opaque cursor.

@@ -60,9 +60,34 @@ func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool, sealer *Sealer) (*r
 		return nil, err
 	}
 	for _, d := range recs {
+		if d.Request, err = loadRequest(tx, &d, sealer); err != nil {
+			return nil, err
+		}
 		e.Deliveries = append(e.Deliveries, d.Delivery)
 	}
 	return &e, nil
+}
+
+// loadRequest returns the stored request of d (a dry-run delivery), or nil.
+func loadRequest(tx *bolt.Tx, d *deliveryRec, sealer *Sealer) (*relay.Request, error) {
+	b := tx.Bucket(bucketRequests) // nil in a version 1 file opened read-only
+	if b == nil || d.Status != relay.DeliverySkipped {
+		return nil, nil
+	}
+	k := deliveryKey(d.EventID, d.Target)
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	plain, err := sealer.open(bucketRequests, k, v)
+	if err != nil {
+		return nil, err
+	}
+	var req relay.Request
+	if err := json.Unmarshal(plain, &req); err != nil {
+		return nil, fmt.Errorf("decode request %q: %w", k, err)
+	}
+	return &req, nil
 }
 
 // Raw returns the request as stored; relay.ErrNotFound when the event is
@@ -223,6 +248,11 @@ func (db *DB) DeadLetters(ctx context.Context, f relay.DeadFilter, cursor string
 		out  []relay.Delivery
 		next string
 	)
+	if !f.Until.IsZero() {
+		if u := tkey(f.Until); pos == nil || bytes.Compare(u, pos) < 0 {
+			pos = u
+		}
+	}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		since := nanos(f.Since)
 		var last []byte
@@ -282,8 +312,16 @@ func (w *wtx) replay(d *deliveryRec, now time.Time) (scheduled, wasFinal bool, e
 	d.NextAt, d.Due = now, nanos(now)
 	d.Tries, d.Since = 0, now
 	d.DeadAt, d.Reason = time.Time{}, ""
-	if err := w.b(bucketDue).Put(dueKey(d, d.Due), nil); err != nil {
-		return false, false, err
+	switch {
+	case d.Order != nil && wasFinal:
+		// Back in its subject's queue, in its place.
+		return true, wasFinal, w.enterQueue(d)
+	case d.Parked:
+		d.Due = 0 // still waiting for its turn
+	default:
+		if err := w.b(bucketDue).Put(dueKey(d, d.Due), nil); err != nil {
+			return false, false, err
+		}
 	}
 	if err := w.putJSON(bucketDeliveries, deliveryKey(d.EventID, d.Target), d); err != nil {
 		return false, false, err
@@ -346,13 +384,18 @@ func (db *DB) Replay(ctx context.Context, eventID, target string, now time.Time)
 	return n, nil
 }
 
-// ReplayDead replays every dead delivery matching f, oldest dead first, in
-// commits of a few hundred so that a large dead-letter queue does not hold
-// the commit path for long.
+// ReplayDead replays the dead deliveries matching f (at most f.Max when
+// set), oldest dead first, in commits of a few hundred so that a large
+// dead-letter queue does not hold the commit path for long.
 func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time) (int, error) {
 	total := 0
 	pos := tkey(f.Since)
+	until := nanos(f.Until)
 	for {
+		chunk := replayChunk
+		if f.Max > 0 {
+			chunk = min(chunk, f.Max-total)
+		}
 		var (
 			n    int
 			more bool
@@ -363,10 +406,13 @@ func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time)
 			var keys [][]byte
 			c := w.b(bucketDead).Cursor()
 			for k, v := c.Seek(pos); k != nil; k, v = c.Next() {
+				if at, _, ok := splitTimedKey(k, 0); ok && until != 0 && at >= until {
+					break
+				}
 				if !deadMatches(f, k, v) {
 					continue
 				}
-				if len(keys) == replayChunk {
+				if len(keys) == chunk {
 					more = true
 					break
 				}
@@ -407,7 +453,7 @@ func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time)
 		}
 		total += n
 		db.pending.Add(int64(n))
-		if !more {
+		if !more || (f.Max > 0 && total >= f.Max) {
 			return total, nil
 		}
 		pos = next

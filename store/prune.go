@@ -10,8 +10,8 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-// Prune deletes, in one transaction, at most max records: idempotency keys
-// and nonces that expired at or before now, then events received before
+// Prune deletes, in one transaction, at most max records: idempotency keys,
+// nonces and counters that expired at or before now, then events received before
 // eventsBefore whose deliveries are all final (an event with a pending, in
 // flight or retrying delivery is never deleted). It reports how many it
 // deleted (an event with its deliveries counts as one); 0 means nothing is
@@ -30,6 +30,10 @@ func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (
 		n += k
 		if k, err = pruneExpired(w, bucketNonceExp, bucketNonces, now, max-n); err != nil {
 			return fmt.Errorf("nonces: %w", err)
+		}
+		n += k
+		if k, err = pruneCounters(w, now, max-n); err != nil {
+			return fmt.Errorf("counters: %w", err)
 		}
 		n += k
 		if k, err = pruneEvents(w, eventsBefore, max-n); err != nil {
@@ -88,9 +92,10 @@ func pruneEvents(w *wtx, before time.Time, max int) (int, error) {
 			if !ok || at >= limit {
 				break
 			}
-			if status == relay.EventFailed {
-				// A failed event may still have a delivery under way.
-				ss, err := deliveryStatuses(w.tx, string(id))
+			if status != relay.EventDiscarded {
+				// A failed event may still have a delivery under way, a
+				// delivered one a mirror copy.
+				ss, err := deliveryStates(w.tx, string(id))
 				if err != nil {
 					return 0, err
 				}
@@ -109,9 +114,9 @@ func pruneEvents(w *wtx, before time.Time, max int) (int, error) {
 	return len(ids), nil
 }
 
-func allFinal(statuses []string) bool {
-	for _, s := range statuses {
-		if !final(s) {
+func allFinal(states []deliveryState) bool {
+	for _, s := range states {
+		if !final(s.Status) {
 			return false
 		}
 	}
@@ -139,8 +144,12 @@ func deleteEvent(w *wtx, id string) error {
 		if d.Status == relay.DeliveryDead {
 			dels = append(dels, [2][]byte{bucketDead, deadKey(d)})
 		}
-		dels = append(dels, [2][]byte{bucketDeliveries, deliveryKey(id, d.Target)})
+		dels = append(dels, [2][]byte{bucketDeliveries, deliveryKey(id, d.Target)},
+			[2][]byte{bucketRequests, deliveryKey(id, d.Target)})
 		w.count("delivery", d.Status, -1)
+	}
+	if err := w.forgetDelivered(id, recs); err != nil {
+		return err
 	}
 	bid := []byte(id)
 	dels = append(dels, [2][]byte{bucketEvents, bid}, [2][]byte{bucketEnvelopes, bid}, [2][]byte{bucketRaws, bid})

@@ -48,6 +48,8 @@ type preparedDelivery struct {
 	key, val []byte
 	due      []byte // nil when skipped
 	status   string
+	request  []byte // sealed relay.Request, or nil
+	rec      deliveryRec
 }
 
 // keyRecord is the value of an idempotency key.
@@ -100,10 +102,11 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		}
 		p.notBefore = nanos(e.ReceivedAt)
 
-		statuses := make([]string, 0, len(e.Deliveries))
+		states := make([]deliveryState, 0, len(e.Deliveries))
 		seen := map[string]bool{}
 		for j := range e.Deliveries {
 			d := deliveryRec{Delivery: e.Deliveries[j], Source: e.Source}
+			d.OutOfOrder, d.ResultID = false, ""
 			if !validName(d.Target) || seen[d.Target] {
 				return nil, fmt.Errorf("event %d: delivery %d: invalid or repeated target %q", i, j, d.Target)
 			}
@@ -127,6 +130,21 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			}
 			d.Since = d.CreatedAt
 			pd := preparedDelivery{key: deliveryKey(p.id, d.Target), status: d.Status}
+			if d.Request != nil {
+				req, err := json.Marshal(d.Request)
+				if err != nil {
+					return nil, fmt.Errorf("event %d: encode request: %w", i, err)
+				}
+				pd.request = db.sealer.seal(bucketRequests, pd.key, req)
+				d.Request = nil
+			}
+			if d.Order != nil && (d.Status != relay.DeliveryPending || !validName(d.Order.Key)) {
+				d.Order = nil // only pending deliveries with a usable key are ordered
+			}
+			if d.Order != nil {
+				o := *d.Order
+				d.Order, d.OrderAt = &o, nanos(e.OccurredAt)
+			}
 			if d.Status == relay.DeliveryPending {
 				d.Due = nanos(d.NextAt)
 				pd.due = dueKey(&d, d.Due)
@@ -136,14 +154,14 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			if err != nil {
 				return nil, fmt.Errorf("event %d: encode delivery: %w", i, err)
 			}
-			pd.val = val
+			pd.val, pd.rec = val, d
 			p.dels = append(p.dels, pd)
-			statuses = append(statuses, d.Status)
+			states = append(states, deliveryState{Status: d.Status, Mirror: d.Mirror})
 		}
 
 		p.rec = newEventRec(e)
 		p.rec.ID = p.id
-		p.rec.Status = eventStatus(statuses, e.Status)
+		p.rec.Status = eventStatus(states, e.Status)
 		meta, err := json.Marshal(&p.rec)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: encode: %w", i, err)
@@ -242,16 +260,30 @@ func (db *DB) insert(w *wtx, p *prepared) error {
 	for _, ik := range p.rec.indexKeys() {
 		puts = append(puts, [3][]byte{ik[0], ik[1], nil})
 	}
-	for _, d := range p.dels {
-		puts = append(puts, [3][]byte{bucketDeliveries, d.key, d.val})
-		if d.due != nil {
-			puts = append(puts, [3][]byte{bucketDue, d.due, nil})
+	var ordered []deliveryRec // copies: this function may run again
+	for i := range p.dels {
+		d := &p.dels[i]
+		if d.rec.Order != nil {
+			ordered = append(ordered, d.rec) // written by enterQueue
+		} else {
+			puts = append(puts, [3][]byte{bucketDeliveries, d.key, d.val})
+			if d.due != nil {
+				puts = append(puts, [3][]byte{bucketDue, d.due, nil})
+			}
+		}
+		if d.request != nil {
+			puts = append(puts, [3][]byte{bucketRequests, d.key, d.request})
 		}
 		w.count("delivery", d.status, 1)
 	}
 	for _, put := range puts {
 		if err := w.b(put[0]).Put(put[1], put[2]); err != nil {
 			return fmt.Errorf("put %s: %w", put[0], err)
+		}
+	}
+	for i := range ordered {
+		if err := w.enterQueue(&ordered[i]); err != nil {
+			return err
 		}
 	}
 	w.count("event", p.rec.Status, 1)
@@ -262,13 +294,21 @@ func (db *DB) insert(w *wtx, p *prepared) error {
 // flight, oldest due first, leased until now+lease. An in-flight delivery
 // stays in the due index at the end of its lease, so that it is due again
 // when the lease runs out.
+//
+// An ordered delivery (relay.Order) is in the due index only while it is
+// its subject's active delivery (see order.go), so what is due may be
+// handed out; Claim then coalesces it to its subject's newest delivery, or
+// skips it when a newer event was delivered already, as its Order says.
 func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, lease time.Duration) ([]relay.Job, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	var jobs []relay.Job
+	var (
+		jobs    []relay.Job
+		skipped int64
+	)
 	err := db.update(ctx, func(w *wtx) error {
-		jobs = nil
+		jobs, skipped = nil, 0
 		prefix := namePrefix(target)
 		limit, until := nanos(now), nanos(now.Add(lease))
 		var keys [][]byte
@@ -281,55 +321,149 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 		}
 		for _, k := range keys {
 			_, dk, _ := splitTimedKey(k, len(prefix))
-			if err := w.b(bucketDue).Delete(k); err != nil {
-				return err
-			}
 			var d deliveryRec
 			ok, err := getJSON(w.tx, bucketDeliveries, dk, &d)
 			if err != nil {
 				return err
 			}
-			if !ok || final(d.Status) {
-				continue // a stale index entry; dropping it is the repair
+			if !ok || final(d.Status) || d.Parked || !bytes.Equal(k, dueKey(&d, d.Due)) {
+				// A stale index entry; dropping it is the repair.
+				if err := w.b(bucketDue).Delete(k); err != nil {
+					return err
+				}
+				continue
 			}
-			w.move("delivery", d.Status, relay.DeliveryInFlight)
-			d.Status, d.Due = relay.DeliveryInFlight, until
-			if err := w.b(bucketDue).Put(dueKey(&d, until), nil); err != nil {
-				return err
+			if d.Order != nil && d.Status != relay.DeliveryInFlight {
+				var n int64
+				if ok, n, err = w.orderedTurn(&d, limit); err != nil {
+					return err
+				}
+				skipped += n
+				if !ok {
+					continue
+				}
 			}
-			if err := w.b(bucketInFlight).Put(dk, u64(until)); err != nil {
-				return err
-			}
-			if err := w.putJSON(bucketDeliveries, dk, &d); err != nil {
-				return err
-			}
-			var e eventRec
-			if _, err := getJSON(w.tx, bucketEvents, []byte(d.EventID), &e); err != nil {
-				return err
-			}
-			env, err := db.sealer.open(bucketEnvelopes, []byte(d.EventID), w.b(bucketEnvelopes).Get([]byte(d.EventID)))
+			job, err := db.claimOne(w, &d, until)
 			if err != nil {
 				return err
 			}
-			jobs = append(jobs, relay.Job{
-				EventID:     d.EventID,
-				Target:      d.Target,
-				Type:        e.Type,
-				Source:      e.Source,
-				Tenant:      e.Tenant,
-				Attempts:    d.Attempts,
-				Tries:       d.Tries,
-				Since:       d.Since,
-				Envelope:    env,
-				TraceParent: e.TraceParent,
-			})
+			jobs = append(jobs, job)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim %s: %w", target, err)
 	}
+	db.pending.Add(-skipped)
 	return jobs, nil
+}
+
+// orderedTurn decides what becomes of d, its subject's active delivery,
+// due at or before limit: with Coalesce, the subject's newest delivery
+// takes its place (d and those in between are skipped); a delivery older
+// than one already delivered is skipped (Order.Skip, the next one gets its
+// turn) or marked OutOfOrder. It leaves in *d the delivery to hand out (ok)
+// and reports how many it skipped.
+func (w *wtx) orderedTurn(d *deliveryRec, limit uint64) (ok bool, skipped int64, err error) {
+	for {
+		d.OutOfOrder = false
+		if d.Order.Coalesce {
+			prefix := subjPrefix(d.Target, d.Order.Key)
+			_, last := w.queueEnds(prefix)
+			if last != nil && !bytes.Equal(last, subjQKey(d)) {
+				newest, err := w.queueDelivery(prefix, last, d.Target)
+				if err != nil {
+					return false, skipped, err
+				}
+				for {
+					first, _ := w.queueEnds(prefix)
+					if first == nil || bytes.Equal(first, last) {
+						break
+					}
+					old, err := w.queueDelivery(prefix, first, d.Target)
+					if err != nil {
+						return false, skipped, err
+					}
+					if err := w.skip(&old, "coalesced: event "+newest.EventID+" about "+d.Order.Key+" supersedes it"); err != nil {
+						return false, skipped, err
+					}
+					skipped++
+				}
+				if *d, err = w.queueDelivery(prefix, last, d.Target); err != nil { // active now
+					return false, skipped, err
+				}
+			}
+		}
+		newer := w.newerDelivered(d)
+		if newer == "" {
+			return true, skipped, nil
+		}
+		if !d.Order.Skip {
+			d.OutOfOrder = true
+			return true, skipped, nil
+		}
+		if err := w.skip(d, "out of order: event "+newer+" about "+d.Order.Key+", which occurred later, was delivered already"); err != nil {
+			return false, skipped, err
+		}
+		skipped++
+		// The subject's next delivery has its turn now, if it is due.
+		prefix := subjPrefix(d.Target, d.Order.Key)
+		first, _ := w.queueEnds(prefix)
+		if first == nil {
+			return false, skipped, nil
+		}
+		next, err := w.queueDelivery(prefix, first, d.Target)
+		if err != nil {
+			return false, skipped, err
+		}
+		if next.Parked || next.Status == relay.DeliveryInFlight || next.Due > limit {
+			return false, skipped, nil
+		}
+		*d = next
+	}
+}
+
+// claimOne marks d in flight until until and returns its job.
+func (db *DB) claimOne(w *wtx, d *deliveryRec, until uint64) (relay.Job, error) {
+	dk := deliveryKey(d.EventID, d.Target)
+	if d.Due != 0 {
+		if err := w.b(bucketDue).Delete(dueKey(d, d.Due)); err != nil {
+			return relay.Job{}, err
+		}
+	}
+	w.move("delivery", d.Status, relay.DeliveryInFlight)
+	d.Status, d.Due, d.Parked = relay.DeliveryInFlight, until, false
+	if err := w.b(bucketDue).Put(dueKey(d, until), nil); err != nil {
+		return relay.Job{}, err
+	}
+	if err := w.b(bucketInFlight).Put(dk, u64(until)); err != nil {
+		return relay.Job{}, err
+	}
+	if err := w.putJSON(bucketDeliveries, dk, d); err != nil {
+		return relay.Job{}, err
+	}
+	var e eventRec
+	if _, err := getJSON(w.tx, bucketEvents, []byte(d.EventID), &e); err != nil {
+		return relay.Job{}, err
+	}
+	env, err := db.sealer.open(bucketEnvelopes, []byte(d.EventID), w.b(bucketEnvelopes).Get([]byte(d.EventID)))
+	if err != nil {
+		return relay.Job{}, err
+	}
+	return relay.Job{
+		EventID:     d.EventID,
+		Target:      d.Target,
+		Type:        e.Type,
+		Source:      e.Source,
+		Tenant:      e.Tenant,
+		Attempts:    d.Attempts,
+		Tries:       d.Tries,
+		Since:       d.Since,
+		Envelope:    env,
+		TraceParent: e.TraceParent,
+		OutOfOrder:  d.OutOfOrder,
+		Mirror:      d.Mirror,
+	}, nil
 }
 
 // Complete records an attempt at an in-flight delivery and its new state,
@@ -377,6 +511,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 		switch r.Status {
 		case relay.DeliverySucceeded:
 			d.NextAt, d.Due = time.Time{}, 0
+			d.ResultID = r.ResultID
 			delta = -1
 		case relay.DeliveryRetrying:
 			d.NextAt, d.Due = r.NextAt, nanos(r.NextAt)
@@ -390,6 +525,22 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 				return err
 			}
 			delta = -1
+		}
+		if d.Order != nil {
+			var err error
+			switch r.Status {
+			case relay.DeliverySucceeded:
+				if err = w.noteDelivered(&d); err == nil {
+					err = w.leaveQueue(&d)
+				}
+			case relay.DeliveryDead:
+				err = w.leaveQueue(&d)
+			case relay.DeliveryRetrying:
+				err = w.yield(&d)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if err := w.putJSON(bucketDeliveries, dk, &d); err != nil {
 			return err

@@ -63,15 +63,24 @@ func (r *eventRec) indexKeys() [][2][]byte {
 }
 
 // deliveryRec is a delivery as stored: the public fields plus what the
-// dispatcher and the indexes need.
+// dispatcher and the indexes need. Delivery.Request is kept in the requests
+// bucket (sealed like envelopes), never here.
 type deliveryRec struct {
 	relay.Delivery
 	Source string    `json:"source"`
 	Tries  int       `json:"tries"` // attempts since Since
 	Since  time.Time `json:"since"` // creation or last replay
 	// Due is the delivery's position in the due index (nanos): NextAt, or
-	// the end of the lease while in flight. Only final deliveries have none.
+	// the end of the lease while in flight. Final and parked deliveries
+	// have none.
 	Due uint64 `json:"due"`
+	// OrderAt is, for a delivery with an Order, its event's OccurredAt
+	// (nanos): its position in the subject queue.
+	OrderAt uint64 `json:"order_at,omitempty"`
+	// Parked: an ordered delivery waiting behind another delivery of its
+	// subject; it is not in the due index until it is that subject's
+	// active delivery.
+	Parked bool `json:"parked,omitempty"`
 }
 
 // final reports whether a delivery status is final (never due again
@@ -84,9 +93,16 @@ func final(status string) bool {
 	return false
 }
 
-// eventStatus derives an event's status from its deliveries' statuses.
-func eventStatus(statuses []string, given string) string {
-	if len(statuses) == 0 {
+// deliveryState is what an event's status depends on.
+type deliveryState struct {
+	Status string `json:"status"`
+	Mirror bool   `json:"mirror,omitempty"`
+}
+
+// eventStatus derives an event's status from its deliveries' states;
+// mirror copies do not count.
+func eventStatus(states []deliveryState, given string) string {
+	if len(states) == 0 {
 		// Nothing to deliver: discarded, unless the caller says delivered.
 		if given == relay.EventDelivered {
 			return given
@@ -94,11 +110,12 @@ func eventStatus(statuses []string, given string) string {
 		return relay.EventDiscarded
 	}
 	status := relay.EventDelivered
-	for _, s := range statuses {
+	for _, s := range states {
 		switch {
-		case s == relay.DeliveryDead:
+		case s.Mirror:
+		case s.Status == relay.DeliveryDead:
 			return relay.EventFailed
-		case !final(s):
+		case !final(s.Status):
 			status = relay.EventQueued
 		}
 	}
@@ -184,22 +201,17 @@ func deliveries(tx *bolt.Tx, id string) ([]deliveryRec, error) {
 	return recs, nil
 }
 
-// statusOnly decodes just a delivery's status.
-type statusOnly struct {
-	Status string `json:"status"`
-}
-
-// deliveryStatuses returns the statuses of event id's deliveries.
-func deliveryStatuses(tx *bolt.Tx, id string) ([]string, error) {
-	var ss []string
+// deliveryStates returns the states of event id's deliveries.
+func deliveryStates(tx *bolt.Tx, id string) ([]deliveryState, error) {
+	var ss []deliveryState
 	p := eventPrefix(id)
 	c := tx.Bucket(bucketDeliveries).Cursor()
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		var s statusOnly
+		var s deliveryState
 		if err := json.Unmarshal(v, &s); err != nil {
 			return nil, fmt.Errorf("decode delivery %q: %w", k, err)
 		}
-		ss = append(ss, s.Status)
+		ss = append(ss, s)
 	}
 	return ss, nil
 }
@@ -215,7 +227,7 @@ func (w *wtx) refreshEvent(id string) error {
 	if !ok {
 		return fmt.Errorf("event %s: %w", id, relay.ErrNotFound)
 	}
-	ss, err := deliveryStatuses(w.tx, id)
+	ss, err := deliveryStates(w.tx, id)
 	if err != nil {
 		return err
 	}

@@ -151,7 +151,8 @@ func checkSealer(tx *bolt.Tx, s *Sealer) error {
 	return nil
 }
 
-// Reseal re-encrypts up to max raw bodies and envelopes that are plain or
+// Reseal re-encrypts up to max raw bodies, envelopes and dry-run requests
+// that are plain or
 // sealed with a key other than the active one, looking at records after the
 // position from; it returns how many it re-sealed and where to go on (""
 // once the whole store has been seen). Without a sealer it does nothing.
@@ -160,7 +161,7 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 	if s == nil {
 		return 0, "", nil
 	}
-	buckets := [][]byte{bucketEnvelopes, bucketRaws}
+	buckets := [][]byte{bucketEnvelopes, bucketRaws, bucketRequests}
 	err = db.commit.do(ctx, func(tx *bolt.Tx) error {
 		n, next = 0, ""
 		bi, after := 0, []byte(nil)

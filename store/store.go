@@ -34,8 +34,10 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-// schemaVersion is the layout version kept in the meta bucket.
-const schemaVersion = 1
+// schemaVersion is the layout version kept in the meta bucket. Version 2
+// added the buckets of v2Buckets; Open upgrades a version 1 file (the new
+// buckets start empty), OpenReadOnly reads one as is.
+const schemaVersion = 2
 
 // Bucket names.
 var (
@@ -57,13 +59,22 @@ var (
 	bucketByTenant   = []byte("bytenant")
 	bucketByType     = []byte("bytype")
 	bucketCounts     = []byte("counts")
+	bucketRequests   = []byte("requests")
+	bucketSubjQueue  = []byte("subjq")
+	bucketSubjLast   = []byte("subjlast")
+	bucketCounters   = []byte("counters")
 
-	allBuckets = [][]byte{
+	// v1Buckets are the buckets of a version 1 file.
+	v1Buckets = [][]byte{
 		bucketMeta, bucketEvents, bucketEnvelopes, bucketRaws, bucketDeliveries,
 		bucketDue, bucketInFlight, bucketDead, bucketKeys, bucketKeyExp,
 		bucketNonces, bucketNonceExp, bucketByTime, bucketByStatus,
 		bucketBySource, bucketByTenant, bucketByType, bucketCounts,
 	}
+	// v2Buckets were added by version 2: dry-run requests, per-subject
+	// ordering, counters.
+	v2Buckets  = [][]byte{bucketRequests, bucketSubjQueue, bucketSubjLast, bucketCounters}
+	allBuckets = append(append([][]byte{}, v1Buckets...), v2Buckets...)
 )
 
 // DefaultLockTimeout is how long Open waits for the file lock by default.
@@ -142,7 +153,7 @@ func Open(path string, o Options) (*DB, error) {
 		if err != nil {
 			return err
 		}
-		db.pending.Store(int64(tx.Bucket(bucketDue).Stats().KeyN))
+		db.pending.Store(countPending(tx))
 		return nil
 	})
 	if err != nil {
@@ -175,7 +186,7 @@ func OpenReadOnly(path string, o Options) (*DB, error) {
 		if err := checkSchema(tx); err != nil {
 			return err
 		}
-		db.pending.Store(int64(tx.Bucket(bucketDue).Stats().KeyN))
+		db.pending.Store(countPending(tx))
 		return nil
 	})
 	if err != nil {
@@ -224,24 +235,48 @@ func initSchema(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if meta.Get([]byte("version")) == nil {
-		return meta.Put([]byte("version"), putInt64(schemaVersion))
+	if v := meta.Get([]byte("version")); v == nil || getInt64(v) == 1 {
+		// New, or version 1 upgraded: the v2 buckets were just created.
+		if err := meta.Put([]byte("version"), putInt64(schemaVersion)); err != nil {
+			return err
+		}
 	}
 	return checkSchema(tx)
 }
 
-// checkSchema checks that every bucket exists and that the schema version
-// is the one this code writes.
+// checkSchema checks that the schema version is one this code reads (1 or
+// 2) and that its buckets exist. Code that reads a v2 bucket copes with its
+// absence (a version 1 file opened read-only).
 func checkSchema(tx *bolt.Tx) error {
-	for _, name := range allBuckets {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("bucket %s missing: not a wprelay store", bucketMeta)
+	}
+	v := getInt64(meta.Get([]byte("version")))
+	if v < 1 || v > schemaVersion {
+		return fmt.Errorf("schema version %d, this wprelay reads versions 1 to %d", v, schemaVersion)
+	}
+	want := v1Buckets
+	if v >= 2 {
+		want = allBuckets
+	}
+	for _, name := range want {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("bucket %s missing: not a wprelay store", name)
 		}
 	}
-	if v := getInt64(tx.Bucket(bucketMeta).Get([]byte("version"))); v != schemaVersion {
-		return fmt.Errorf("schema version %d, this wprelay reads version %d", v, schemaVersion)
-	}
 	return nil
+}
+
+// countPending returns how many deliveries are not final, from the status
+// counters (the due index does not hold those an ordered subject parks).
+func countPending(tx *bolt.Tx) int64 {
+	b := tx.Bucket(bucketCounts)
+	var n int64
+	for _, st := range []string{relay.DeliveryPending, relay.DeliveryInFlight, relay.DeliveryRetrying} {
+		n += getInt64(b.Get([]byte("delivery/" + st)))
+	}
+	return n
 }
 
 // recoverInFlight makes every in-flight delivery due again at the time it
@@ -281,6 +316,13 @@ func recoverInFlight(tx *bolt.Tx) (int, error) {
 		}
 		if err := w.putJSON(bucketDeliveries, k, &d); err != nil {
 			return 0, err
+		}
+		if d.Order != nil {
+			// An earlier delivery of its subject that arrived while it
+			// was in flight goes first.
+			if err := w.yield(&d); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return len(keys), w.flush()

@@ -37,6 +37,7 @@ require_once WPRELAY_DIR . '/includes/class-wprelay-rest-controller.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-events-controller.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-user-sync-controller.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-results-controller.php';
+require_once WPRELAY_DIR . '/includes/class-wprelay-result-meta-box.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-sidecar-client.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-admin-page.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-plugin.php';

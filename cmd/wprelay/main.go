@@ -29,6 +29,14 @@ Commands:
             the headers or a curl command, or send it and print the answer
   check     check the store file's consistency (while the sidecar is stopped)
   rotate-key  re-seal stored bodies with the first encryption key
+  events    list, show and replay events (admin API): events list|show|replay
+  dlq       the dead-letter queue (admin API): dlq list|replay
+  stats     counts, queue depth, breakers and success rates (admin API)
+  export    write events as JSON lines for backfills (admin API, or a stopped data dir)
+  import    replay an export into a sidecar, deduped on the original keys
+  backup    a consistent copy of the store while the sidecar serves (or of a stopped data dir)
+  restore   put a backup in place as a stopped sidecar's store (keeps the old one as .bak)
+  healthcheck  exit 0 when the sidecar answers ready (container HEALTHCHECKs)
   version   print the version
 
 Run "wprelay <command> --help" for a command's flags and an example.
@@ -38,6 +46,12 @@ Examples:
   wprelay init --dir /etc/wprelay        # write /etc/wprelay/wprelay.yaml and its secrets
   wprelay serve --config /etc/wprelay/wprelay.yaml
   wprelay sign --kind stripe --secret whsec_... --send http://127.0.0.1:8080/hooks/stripe
+  WPRELAY_ADMIN_TOKEN=... wprelay events list --status failed --since 24h
+  wprelay export --since 7d > events.jsonl && wprelay import events.jsonl
+  wprelay backup --token-file /etc/wprelay/secrets/admin_token /var/backups/wprelay/wprelay.db
+
+Exit codes: 0 ok, 1 failure, 2 usage error; the admin API commands also
+3 not found, 4 unauthorized or the admin API unreachable.
 `
 
 func main() {
@@ -45,7 +59,8 @@ func main() {
 }
 
 // run executes one command and returns the process exit code:
-// 0 ok, 1 runtime failure, 2 usage or configuration error.
+// 0 ok, 1 runtime failure, 2 usage or configuration error; the admin API
+// commands also 3 not found and 4 unauthorized or unreachable (exitError).
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -64,6 +79,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(rest, stdout, stderr)
 	case "rotate-key":
 		err = cmdRotateKey(rest, stdout, stderr)
+	case "events":
+		err = cmdEvents(rest, stdout, stderr)
+	case "dlq":
+		err = cmdDLQ(rest, stdout, stderr)
+	case "stats":
+		err = cmdStats(rest, stdout, stderr)
+	case "export":
+		err = cmdExport(rest, stdout, stderr)
+	case "import":
+		err = cmdImport(rest, stdout, stderr)
+	case "backup":
+		err = cmdBackup(rest, stdout, stderr)
+	case "restore":
+		err = cmdRestore(rest, stdout, stderr)
+	case "healthcheck":
+		err = cmdHealthcheck(rest, stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "wprelay %s\n", version)
 	case "help", "--help", "-h":
@@ -80,6 +111,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(stderr, "wprelay %s: %v\n", cmd, err)
 		return 2
+	case errors.As(err, new(exitError)):
+		var ee exitError
+		errors.As(err, &ee)
+		fmt.Fprintf(stderr, "wprelay %s: %v\n", cmd, err)
+		return ee.code
 	default:
 		fmt.Fprintf(stderr, "wprelay %s: %v\n", cmd, err)
 		return 1

@@ -136,7 +136,8 @@ type Main struct {
 	Config config.Config
 	Logger *slog.Logger
 
-	DB         *store.DB
+	Store      storeBackend // the configured store
+	DB         *store.DB    // Store when it is the bbolt one, else nil
 	Dispatcher *deliver.Dispatcher
 	Metrics    *metrics.Metrics
 	public     *http.Server
@@ -165,17 +166,12 @@ func (m *Main) Start(ctx context.Context) error {
 		targetNames = append(targetNames, t.Name)
 	}
 	m.Metrics = metrics.New(sourceNames, targetNames)
-	sealer, err := buildSealer(cfg.Encryption)
+	db, err := openStore(ctx, cfg, log.With("component", "store"), m.Metrics.Commit)
 	if err != nil {
 		return err
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{
-		Commit: cfg.Store.Commit, Logger: log.With("component", "store"), OnCommit: m.Metrics.Commit, Sealer: sealer,
-	})
-	if err != nil {
-		return err
-	}
-	m.DB = db
+	m.Store = db
+	m.DB, _ = db.(*store.DB)
 
 	sources, err := buildSources(cfg)
 	if err != nil {
@@ -187,7 +183,7 @@ func (m *Main) Start(ctx context.Context) error {
 		db.Close()
 		return err
 	}
-	router := relay.NewRouter(buildRoutes(cfg))
+	router := buildRouter(cfg)
 
 	tracer, shutdownTracing, err := tracing.Setup(tracing.Options{
 		Endpoint: cfg.Tracing.OTLPEndpoint, SampleRatio: cfg.Tracing.SampleRatio,
@@ -202,6 +198,9 @@ func (m *Main) Start(ctx context.Context) error {
 	m.Dispatcher.Tracer = tracer
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
+	m.Dispatcher.Router = router
+	m.Dispatcher.ResultTTL = cfg.Retention.Dedupe.D()
+	m.Dispatcher.MaxAnswer = cfg.Limits.MaxBody
 	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
 
 	in := ingress.New(db, router, sources, log.With("component", "ingress"))
@@ -209,6 +208,7 @@ func (m *Main) Start(ctx context.Context) error {
 	in.MaxQueue = cfg.Limits.MaxQueue
 	in.DedupeTTL = cfg.Retention.Dedupe.D()
 	in.Notify = m.Dispatcher.Notify
+	in.Preview = m.Dispatcher.Preview
 	in.Metrics = m.Metrics
 	in.Tracer = tracer
 	in.Limits = &ingress.Limits{SourceRate: cfg.Limits.SourceRate, IPRate: cfg.Limits.IPRate}
@@ -220,7 +220,9 @@ func (m *Main) Start(ctx context.Context) error {
 	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With("component", "admin"))
 	api.Version = version
 	api.Notify = m.Dispatcher.Notify
-	api.Targets = func() any { return m.Dispatcher.Targets() }
+	api.Targets = m.targetHealth
+	api.Queue, api.DedupeTTL, api.MaxQueue = db, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
+	api.Route = func(e *relay.Event) []relay.Match { return router.Match(e) }
 	api.Handle(http.MethodGet, "/metrics", m.Metrics.Handler())
 	api.Ready = func() error {
 		switch {
@@ -266,7 +268,7 @@ func (m *Main) Start(ctx context.Context) error {
 	waitDispatcher := m.Dispatcher.Start(dctx)
 	m.wg.Go(waitDispatcher)
 	m.wg.Go(func() { m.prune(dctx) })
-	if sealer != nil {
+	if len(cfg.Encryption.Keys) > 0 {
 		// Records written before encryption was on, or sealed with an
 		// older key, are re-sealed with the first key in the background.
 		m.wg.Go(func() {
@@ -329,7 +331,7 @@ func (m *Main) Close() error {
 	if err := m.shutdownTracing(ctx); err != nil {
 		m.Logger.Warn("tracing: spans not flushed", slog.String("error", err.Error()))
 	}
-	err := m.DB.Close()
+	err := m.Store.Close()
 	m.Logger.Info("stopped")
 	return err
 }
@@ -341,7 +343,7 @@ func (m *Main) prune(ctx context.Context) {
 	for {
 		for {
 			now := time.Now()
-			n, err := m.DB.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
+			n, err := m.Store.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
 			if err != nil {
 				if ctx.Err() == nil {
 					m.Logger.Error("prune", slog.String("error", err.Error()))
@@ -436,11 +438,12 @@ func buildSources(cfg config.Config) ([]*ingress.Source, error) {
 
 func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 	var out []deliver.Target
-	for _, t := range cfg.Targets {
+	for i, t := range cfg.Targets {
 		dt := deliver.Target{
 			Name: t.Name, Kind: t.Kind, URL: t.URL, Timeout: t.Timeout.D(), MaxAttempts: t.MaxAttempts,
 			MaxAge: t.MaxAge.D(), MaxBackoff: t.MaxBackoff.D(), Concurrency: t.Concurrency, Rate: t.Rate,
-			SuccessCodes: t.SuccessCodes, AllowPrivate: t.AllowPrivate,
+			SuccessCodes: t.SuccessCodes, AllowPrivate: t.AllowPrivate, ReplyTo: t.ReplyTo,
+			RatePerMinute: t.RatePerMinute, DailyBudget: t.DailyBudget,
 			Signer:  deliver.Signer{Audience: t.Audience},
 			Breaker: &deliver.Breaker{Failures: t.Breaker.Failures, Cooldown: t.Breaker.Cooldown.D(), MaxCooldown: t.Breaker.MaxCooldown.D()},
 		}
@@ -448,6 +451,9 @@ func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 			dt.Headers = map[string]string{}
 			for k, v := range t.Headers {
 				dt.Headers[k] = v.Reveal()
+				if cfg.FromReference(fmt.Sprintf("targets[%d].headers.%s", i, k)) {
+					dt.SecretHeaders = append(dt.SecretHeaders, k) // from ${…}: never shown
+				}
 			}
 		}
 		if t.JWTSecret != "" {
@@ -460,17 +466,59 @@ func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 			}
 			dt.Signer.SigningKey = k
 		}
+		switch a := t.Auth; {
+		case a.Bearer != "":
+			dt.Auth.Bearer = a.Bearer.Reveal()
+		case a.Basic != nil:
+			dt.Auth.BasicUser, dt.Auth.BasicPassword = a.Basic.Username, a.Basic.Password.Reveal()
+		case a.HMAC != nil:
+			dt.Auth.HMAC = &deliver.HMACAuth{Key: []byte(a.HMAC.Secret.Reveal()), Header: a.HMAC.Header,
+				Prefix: a.HMAC.Prefix, Encoding: a.HMAC.Encoding, TimestampHeader: a.HMAC.TimestampHeader}
+		case a.JWT != nil:
+			dt.Signer.JWTSecret = []byte(a.JWT.Secret.Reveal())
+			if a.JWT.Audience != "" {
+				dt.Signer.Audience = a.JWT.Audience
+			}
+		}
+		// Secret values never recorded: every value from ${…} in the
+		// target's settings, and its credentials.
+		dt.Redact = cfg.References(fmt.Sprintf("targets[%d]", i))
+		for _, sec := range []config.Secret{t.JWTSecret, t.SigningSecret, t.Auth.Bearer} {
+			dt.Redact = append(dt.Redact, sec.Reveal())
+		}
+		if a := t.Auth.Basic; a != nil {
+			dt.Redact = append(dt.Redact, a.Password.Reveal())
+		}
+		if t.Template != "" {
+			tp, err := deliver.ParseTemplate(t.Name, t.Template)
+			if err != nil {
+				return nil, fmt.Errorf("target %s: template: %w", t.Name, err)
+			}
+			dt.Template = tp
+		}
 		out = append(out, dt)
 	}
 	return out, nil
 }
 
-func buildRoutes(cfg config.Config) []relay.Route {
-	out := make([]relay.Route, 0, len(cfg.Routes))
+// buildRouter returns the router of cfg's routes, with the targets that
+// order their deliveries by subject.
+func buildRouter(cfg config.Config) *relay.Router {
+	routes := make([]relay.Route, 0, len(cfg.Routes))
 	for _, r := range cfg.Routes {
-		out = append(out, relay.Route{Source: r.Source, Tenant: r.Tenant, Types: r.Types, To: r.To, DryRun: r.DryRun, MirrorTo: r.MirrorTo})
+		routes = append(routes, relay.Route{Name: r.Name, Source: r.Source, Tenant: r.Tenant, Types: r.Types,
+			Where: r.Where, To: r.To, DryRun: r.DryRun, MirrorTo: r.MirrorTo})
 	}
-	return out
+	router := relay.NewRouter(routes)
+	for _, t := range cfg.Targets {
+		if t.Ordering == "subject" {
+			if router.Ordering == nil {
+				router.Ordering = map[string]relay.Order{}
+			}
+			router.Ordering[t.Name] = relay.Order{Coalesce: t.Coalesce, Skip: t.OutOfOrder == "skip"}
+		}
+	}
+	return router
 }
 
 // buildSealer returns the store's sealer, or nil when encryption is off.
@@ -487,4 +535,52 @@ func buildSealer(c config.Encryption) (*store.Sealer, error) {
 		keys = append(keys, store.Key{ID: k.ID, Secret: b})
 	}
 	return store.NewSealer(keys)
+}
+
+// targetHealth is each target's breaker state and attempt counts, for the
+// admin API's stats.
+func (m *Main) targetHealth() map[string]admin.TargetHealth {
+	counts := m.Metrics.Attempts()
+	out := map[string]admin.TargetHealth{}
+	for name, s := range m.Dispatcher.Targets() {
+		c := counts[name]
+		h := admin.TargetHealth{Breaker: s.Breaker, BreakerSince: s.BreakerSince, RetryAt: s.RetryAt,
+			Attempts: c.Attempts, Succeeded: c.Succeeded,
+			InFlight: s.InFlight, Concurrency: s.Concurrency, RatePerMinute: s.RatePerMinute, Waiting: s.Waiting}
+		if s.Budget != nil {
+			h.Budget = s.Budget
+		}
+		out[name] = h
+	}
+	return out
+}
+
+// storeBackend is what Main needs from a store: the bbolt file or the
+// MySQL/MariaDB database.
+type storeBackend interface {
+	relay.Queue
+	relay.Ledger
+	relay.Pruner
+	Size() int64
+	ResealAll(ctx context.Context, batch int, progress func(done int)) (int, error)
+	Close() error
+}
+
+// openStore opens the store that cfg.Store selects: the bbolt file in the
+// data dir, or the tables of store.dsn (migrating their schema first).
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommit func(int, time.Duration)) (storeBackend, error) {
+	if cfg.Store.Kind == "mysql" {
+		return nil, fmt.Errorf("store.kind mysql is not in this build yet; use bbolt")
+	}
+	sealer, err := buildSealer(cfg.Encryption)
+	if err != nil {
+		return nil, err
+	}
+	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{
+		Commit: cfg.Store.Commit, Logger: log, OnCommit: onCommit, Sealer: sealer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return db, nil
 }

@@ -11,6 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/wprelay/wprelay/relay"
 )
 
 // Config is the whole of wprelay.yaml.
@@ -36,6 +40,8 @@ type Config struct {
 	Encryption Encryption `yaml:"encryption"`
 	// Tracing exports OpenTelemetry spans over OTLP/HTTP; default off.
 	Tracing Tracing `yaml:"tracing"`
+
+	refs map[string][]string // values read from ${…}, by path (see FromReference)
 }
 
 // Tracing configures OpenTelemetry export.
@@ -82,9 +88,15 @@ type Admin struct {
 
 // Store selects the store backend.
 type Store struct {
-	Kind   string `yaml:"kind"`   // bbolt (default)
-	DSN    Secret `yaml:"dsn"`    // for kind mysql
+	Kind   string `yaml:"kind"`   // bbolt (default) or mysql (MariaDB ≥ 10.6, MySQL ≥ 8.0)
+	DSN    Secret `yaml:"dsn"`    // for kind mysql: go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/db?tls=true; required
 	Commit string `yaml:"commit"` // bbolt group commit: loop (default), batch, single
+	// TablePrefix prefixes the mysql store's tables (letters, digits, _;
+	// at most 32), so they can share the WordPress database. Default
+	// "wprelay_".
+	TablePrefix string `yaml:"table_prefix"`
+	// MaxConns bounds the mysql store's connections per sidecar. Default 16.
+	MaxConns int `yaml:"max_conns"`
 }
 
 // Log configures logging.
@@ -155,15 +167,70 @@ type Target struct {
 	MaxBackoff    Duration          `yaml:"max_backoff"`  // default 1h
 	Concurrency   int               `yaml:"concurrency"`  // attempts in flight; default 4
 	Rate          float64           `yaml:"rate"`         // attempts/s; 0 (default) = unlimited
-	Headers       map[string]Secret `yaml:"headers"`      // extra request headers
+	Headers       map[string]Secret `yaml:"headers"`      // extra request headers; values from ${…} are never shown
 	Audience      string            `yaml:"audience"`     // JWT aud; default the URL's origin
 	JWTSecret     Secret            `yaml:"jwt_secret"`   // HS256; none = no Authorization header
 	SigningSecret Secret            `yaml:"signing_secret"`
-	Template      string            `yaml:"template"`
-	SuccessCodes  []int             `yaml:"success_codes"` // default any 2xx
-	AllowPrivate  bool              `yaml:"allow_private"` // http targets: allow loopback/private addresses
-	ReplyTo       string            `yaml:"reply_to"`
-	Breaker       Breaker           `yaml:"breaker"`
+	// Auth is an http target's credential (one of bearer, basic, hmac,
+	// jwt); default none.
+	Auth Auth `yaml:"auth"`
+	// Template is a Go text/template producing the JSON body from the
+	// envelope (http targets); default: the envelope itself.
+	Template     string `yaml:"template"`
+	SuccessCodes []int  `yaml:"success_codes"` // default any 2xx
+	AllowPrivate bool   `yaml:"allow_private"` // http targets: allow loopback/private addresses
+	// ReplyTo names the target that receives a 2xx JSON answer as a result
+	// event ({type}.result, source target:{name}); default none.
+	ReplyTo string  `yaml:"reply_to"`
+	Breaker Breaker `yaml:"breaker"`
+	// RatePerMinute caps requests per minute (evenly spaced); 0 (default)
+	// = unlimited.
+	RatePerMinute float64 `yaml:"rate_per_minute"`
+	// DailyBudget caps requests per UTC day; past it deliveries wait for
+	// the next day (they do not fail). 0 (default) = unlimited.
+	DailyBudget int `yaml:"daily_budget"`
+	// Ordering "subject" sends the deliveries about one subject (the
+	// envelope's subject type and id) one at a time, in occurred_at order;
+	// default "" (no order).
+	Ordering string `yaml:"ordering"`
+	// OutOfOrder says what becomes of an event older than one already
+	// delivered about its subject: mark (default: sent with
+	// X-Wprelay-Out-Of-Order: true) or skip.
+	OutOfOrder string `yaml:"out_of_order"`
+	// Coalesce sends only the newest of a subject's pending deliveries
+	// (the others are skipped); default false.
+	Coalesce bool `yaml:"coalesce"`
+}
+
+// Auth is an http target's credential; set at most one.
+type Auth struct {
+	Bearer Secret     `yaml:"bearer"` // Authorization: Bearer <value>
+	Basic  *BasicAuth `yaml:"basic"`  // Authorization: Basic
+	HMAC   *HMACAuth  `yaml:"hmac"`   // an HMAC-SHA256 signature of the body in a header
+	JWT    *JWTAuth   `yaml:"jwt"`    // Authorization: Bearer <HS256 JWT, one per attempt>
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password Secret `yaml:"password"`
+}
+
+// HMACAuth signs each request body: header = prefix + HMAC-SHA256(secret,
+// body) (or of "{timestamp}.{body}" when timestamp_header is set).
+type HMACAuth struct {
+	Secret          Secret `yaml:"secret"`
+	Header          string `yaml:"header"`           // default X-Signature
+	Prefix          string `yaml:"prefix"`           // e.g. "sha256="; default none
+	Encoding        string `yaml:"encoding"`         // hex (default) or base64
+	TimestampHeader string `yaml:"timestamp_header"` // sends Unix seconds and signs "{timestamp}.{body}"; default none
+}
+
+// JWTAuth is a short-lived HS256 JWT per attempt (iss "wprelay"), the same
+// as jwt_secret and audience.
+type JWTAuth struct {
+	Secret   Secret `yaml:"secret"`
+	Audience string `yaml:"audience"` // default the URL's origin
 }
 
 // Breaker configures a target's circuit breaker.
@@ -173,15 +240,66 @@ type Breaker struct {
 	MaxCooldown Duration `yaml:"max_cooldown"` // cool-downs double up to this; default 5m
 }
 
-// Route maps a source's event types to targets.
+// Route maps a source's events to targets.
 type Route struct {
-	Source   string            `yaml:"source"`
-	Tenant   string            `yaml:"tenant"`
-	Types    []string          `yaml:"types"` // globs; * matches any run of characters; default ["*"]
-	Where    map[string]string `yaml:"where"`
-	To       []string          `yaml:"to"`
-	DryRun   bool              `yaml:"dry_run"`
-	MirrorTo []string          `yaml:"mirror_to"`
+	Name   string   `yaml:"name"`   // optional, for messages
+	Source string   `yaml:"source"` // a source, or target:{name} for the results of a reply_to target
+	Tenant string   `yaml:"tenant"` // default every tenant
+	Types  []string `yaml:"types"`  // globs; * matches any run of characters; default ["*"]
+	// Where are conditions on the envelope, all of which must hold;
+	// default none. See Where.
+	Where    Where    `yaml:"where"`
+	To       []string `yaml:"to"`
+	DryRun   bool     `yaml:"dry_run"`   // record the request each delivery would send, send nothing; default false
+	MirrorTo []string `yaml:"mirror_to"` // copies whose outcome never changes the event's status; default none
+}
+
+// Where is a route's conditions, read from a mapping of dotted envelope
+// paths to tests:
+//
+//	where:
+//	  data.object.currency: usd              # equal (a number compares numerically)
+//	  actor.email: {present: true}           # set: not missing, null or ""
+//	  data.object.coupon: {present: false}   # missing, null or ""
+//	  subject.type: {prefix: "post"}
+//	  data.object.status: {eq: paid}         # the long form of equal
+type Where []relay.Condition
+
+// UnmarshalYAML reads the mapping in order. It accepts any shape and
+// leaves the checks to Validate, which names the route.
+func (w *Where) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		*w = Where{{Op: "not a mapping"}}
+		return nil
+	}
+	var out Where
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		path, v := n.Content[i].Value, n.Content[i+1]
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!null":
+			out = append(out, relay.Condition{Path: path, Op: "null"})
+		case v.Kind == yaml.ScalarNode:
+			out = append(out, relay.Condition{Path: path, Op: relay.OpEq, Value: v.Value})
+		case v.Kind == yaml.MappingNode:
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				op, arg := v.Content[j].Value, v.Content[j+1]
+				c := relay.Condition{Path: path, Op: op, Value: arg.Value}
+				switch {
+				case arg.Kind != yaml.ScalarNode:
+					c.Op = op + " (not a single value)"
+				case op == "present" && arg.Value == "false":
+					c.Op = relay.OpAbsent
+				case op == "present" && arg.Value != "true":
+					c.Op = "present " + arg.Value + " (use true or false)"
+				}
+				out = append(out, c)
+			}
+		default:
+			out = append(out, relay.Condition{Path: path, Op: "a list"})
+		}
+	}
+	*w = out
+	return nil
 }
 
 // Default returns the configuration every file starts from.
@@ -190,7 +308,7 @@ func Default() Config {
 		Listen:    ":8080",
 		Admin:     Admin{Listen: "127.0.0.1:8081"},
 		DataDir:   "./data",
-		Store:     Store{Kind: "bbolt", Commit: "loop"},
+		Store:     Store{Kind: "bbolt", Commit: "loop", TablePrefix: "wprelay_", MaxConns: 16},
 		Log:       Log{Format: "auto", Level: "info"},
 		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000},
 		Retention: Retention{Dedupe: Duration(168 * time.Hour), Events: Duration(720 * time.Hour)},

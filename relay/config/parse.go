@@ -38,13 +38,33 @@ func Parse(data []byte, env Env) (Config, error) {
 	if err := unknownFields(data); err != nil {
 		return cfg, err
 	}
-	if err := expand(&root, "", env); err != nil {
+	refs := map[string][]string{}
+	if err := expand(&root, "", env, refs); err != nil {
 		return cfg, err
 	}
 	if err := root.Decode(&cfg); err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
 	}
+	cfg.refs = refs
 	return cfg, nil
+}
+
+// FromReference reports whether the value at path (as errors name it:
+// "targets[1].headers.X-Api-Key") was read from a ${…} reference: a value
+// that came from the environment or a file is treated as a secret.
+func (c *Config) FromReference(path string) bool { return len(c.refs[path]) > 0 }
+
+// References returns the values that ${…} references put into the values
+// at path or below it ("targets[1]"): the secrets to keep out of what is
+// recorded about that part.
+func (c *Config) References(path string) []string {
+	var out []string
+	for p, vs := range c.refs {
+		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+			out = append(out, vs...)
+		}
+	}
+	return out
 }
 
 // unknownFields decodes the unexpanded text with unknown fields rejected, so
@@ -73,8 +93,9 @@ func unknownFields(data []byte) error {
 }
 
 // expand replaces references in every scalar value below n; path names the
-// node for errors ("sources[0].secrets[1]").
-func expand(n *yaml.Node, path string, env Env) error {
+// node for errors ("sources[0].secrets[1]"). The paths of the values it
+// expanded are added to refs, with the values the references gave.
+func expand(n *yaml.Node, path string, env Env, refs map[string][]string) error {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for i, c := range n.Content {
@@ -82,7 +103,7 @@ func expand(n *yaml.Node, path string, env Env) error {
 			if n.Kind == yaml.SequenceNode {
 				p = path + "[" + strconv.Itoa(i) + "]"
 			}
-			if err := expand(c, p, env); err != nil {
+			if err := expand(c, p, env, refs); err != nil {
 				return err
 			}
 		}
@@ -92,7 +113,7 @@ func expand(n *yaml.Node, path string, env Env) error {
 			if path != "" {
 				p = path + "." + p
 			}
-			if err := expand(n.Content[i+1], p, env); err != nil {
+			if err := expand(n.Content[i+1], p, env, refs); err != nil {
 				return err
 			}
 		}
@@ -100,11 +121,12 @@ func expand(n *yaml.Node, path string, env Env) error {
 		if !strings.Contains(n.Value, "${") {
 			return nil
 		}
-		v, err := Expand(n.Value, env)
+		v, vals, err := expandValues(n.Value, env)
 		if err != nil {
 			return fmt.Errorf("config: %s: %w", path, err)
 		}
 		n.Value = v
+		refs[path] = append(vals, v) // the whole value, and each reference's
 		// A quoted value stays a string; an expanded plain scalar is
 		// re-typed by the decoder (so max_body: ${MAX} still reads a number).
 	}
@@ -115,12 +137,21 @@ func expand(n *yaml.Node, path string, env Env) error {
 // "${". A variable that is not set, or a file that cannot be read, is an error
 // that names it (never its value).
 func Expand(s string, env Env) (string, error) {
-	var b strings.Builder
+	v, _, err := expandValues(s, env)
+	return v, err
+}
+
+// expandValues is Expand, also returning the value of each reference.
+func expandValues(s string, env Env) (string, []string, error) {
+	var (
+		b    strings.Builder
+		vals []string
+	)
 	for {
 		i := strings.Index(s, "${")
 		if i < 0 {
 			b.WriteString(s)
-			return b.String(), nil
+			return b.String(), vals, nil
 		}
 		if i > 0 && s[i-1] == '$' {
 			b.WriteString(s[:i-1])
@@ -131,14 +162,15 @@ func Expand(s string, env Env) (string, error) {
 		b.WriteString(s[:i])
 		j := strings.IndexByte(s[i:], '}')
 		if j < 0 {
-			return "", fmt.Errorf("unterminated reference %q: close it with }", trunc(s[i:]))
+			return "", nil, fmt.Errorf("unterminated reference %q: close it with }", trunc(s[i:]))
 		}
 		ref := s[i+2 : i+j]
 		s = s[i+j+1:]
 		v, err := resolve(ref, env)
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
+		vals = append(vals, v)
 		b.WriteString(v)
 	}
 }

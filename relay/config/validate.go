@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wprelay/wprelay/relay/deliver"
 	"github.com/wprelay/wprelay/relay/provider"
 )
 
@@ -24,6 +25,13 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// dsnRE is the shape of a go-sql-driver/mysql DSN that names a database:
+// [user[:pass]@][net(addr)]/dbname[?params]. The store parses it fully.
+var (
+	dsnRE         = regexp.MustCompile(`^(.*@)?([A-Za-z0-9]+(\(.*\))?)?/[^/?]+(\?.*)?$`)
+	tablePrefixRE = regexp.MustCompile(`^[A-Za-z0-9_]{0,32}$`)
+)
 
 // Validate checks the whole configuration and reports every problem it
 // finds, each naming its field, joined with errors.Join.
@@ -51,9 +59,19 @@ func (c *Config) Validate() error {
 	switch c.Store.Kind {
 	case "bbolt":
 	case "mysql":
-		bad("store.kind", "mysql is not available in this build; use bbolt")
+		if c.Store.DSN == "" {
+			bad("store.dsn", `required for kind mysql, e.g. "${WPRELAY_MYSQL_DSN}" = user:pass@tcp(db:3306)/wordpress`)
+		} else if dsn := c.Store.DSN.Reveal(); !dsnRE.MatchString(dsn) || strings.HasPrefix(dsn, "mysql://") {
+			bad("store.dsn", "not a DSN of the form user:pass@tcp(host:3306)/dbname[?params] (or @unix(/path/to/socket)/dbname)")
+		}
+		if !tablePrefixRE.MatchString(c.Store.TablePrefix) {
+			bad("store.table_prefix", "%q: use letters, digits and _ (at most 32)", c.Store.TablePrefix)
+		}
+		if c.Store.MaxConns < 0 {
+			bad("store.max_conns", "must be positive, got %d", c.Store.MaxConns)
+		}
 	default:
-		bad("store.kind", "unknown store %q (use bbolt)", c.Store.Kind)
+		bad("store.kind", "unknown store %q (use bbolt or mysql)", c.Store.Kind)
 	}
 	switch c.Store.Commit {
 	case "", "loop", "batch", "single":
@@ -198,6 +216,8 @@ func (c *Config) Validate() error {
 		}
 		if u, err := url.Parse(t.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			bad(f+".url", "%q is not an http(s) URL", t.URL)
+		} else if u.User != nil {
+			bad(f+".url", "holds credentials, which would show in logs and traces; use auth (basic or bearer)")
 		}
 		if t.Timeout < 0 || t.MaxAge < 0 || t.MaxBackoff < 0 || t.MaxAttempts < 0 || t.Concurrency < 0 || t.Rate < 0 {
 			bad(f, "timeout, max_age, max_backoff, max_attempts, concurrency and rate must not be negative")
@@ -215,24 +235,57 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.success_codes[%d]", f, j), "%d is not an HTTP status", code)
 			}
 		}
+		c.validateAutomation(t, f, bad)
 	}
 	for i := range c.Targets {
-		if r := c.Targets[i].ReplyTo; r != "" && targets[r] == nil {
-			bad(fmt.Sprintf("targets[%d].reply_to", i), "no target named %q", r)
+		t := &c.Targets[i]
+		f := fmt.Sprintf("targets[%d]", i)
+		if r := t.ReplyTo; r != "" {
+			switch {
+			case targets[r] == nil:
+				bad(f+".reply_to", "no target named %q", r)
+			case t.Kind != "http":
+				bad(f+".reply_to", "only http targets answer with results; target %q is %s", t.Name, t.Kind)
+			}
 		}
 	}
+	if loop := resultLoop(c.Targets, c.Routes); loop != "" {
+		bad("targets", "results loop: %s (each answer would make another result, forever)", loop)
+	}
 
+	routeNames := map[string]bool{}
 	for i, r := range c.Routes {
 		f := fmt.Sprintf("routes[%d]", i)
-		if s := sources[r.Source]; s == nil && !strings.HasPrefix(r.Source, "target:") {
+		if r.Name != "" {
+			f = fmt.Sprintf("routes[%d] (%s)", i, r.Name)
+			if routeNames[r.Name] {
+				bad(f+".name", "duplicate route name %q", r.Name)
+			}
+			routeNames[r.Name] = true
+		}
+		if name, ok := strings.CutPrefix(r.Source, "target:"); ok {
+			if t := targets[name]; t == nil {
+				bad(f+".source", "no target named %q (a route from target:{name} takes the results of a reply_to target)", name)
+			} else if t.ReplyTo == "" {
+				bad(f+".source", "target %q has no reply_to, so it makes no result events for this route to take", name)
+			}
+		} else if sources[r.Source] == nil {
 			bad(f+".source", "no source named %q", r.Source)
 		}
 		if len(r.To) == 0 {
 			bad(f+".to", "a route needs at least one target")
 		}
-		for j, name := range append(slices.Clone(r.To), r.MirrorTo...) {
+		for j, name := range r.To {
 			if targets[name] == nil {
 				bad(fmt.Sprintf("%s.to[%d]", f, j), "no target named %q", name)
+			}
+		}
+		for j, name := range r.MirrorTo {
+			switch {
+			case targets[name] == nil:
+				bad(fmt.Sprintf("%s.mirror_to[%d]", f, j), "no target named %q", name)
+			case slices.Contains(r.To, name):
+				bad(fmt.Sprintf("%s.mirror_to[%d]", f, j), "target %q is in to already", name)
 			}
 		}
 		for j, g := range r.Types {
@@ -240,8 +293,153 @@ func (c *Config) Validate() error {
 				bad(fmt.Sprintf("%s.types[%d]", f, j), "empty type pattern (use * for every type)")
 			}
 		}
+		for _, cond := range r.Where {
+			wf := f + ".where." + cond.Path
+			switch {
+			case cond.Op == "null":
+				bad(wf, "a null value: test for a missing field with {present: false}")
+			case cond.Op == "a list" || cond.Op == "not a mapping":
+				bad(strings.TrimSuffix(wf, "."), "%s: use a value, or {eq: …}, {present: true|false}, {prefix: …}", cond.Op)
+			default:
+				if err := cond.Validate(); err != nil {
+					bad(wf, "%v", err)
+				}
+			}
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateAutomation checks an http target's auth, template, guardrails
+// and ordering. f names the target.
+func (c *Config) validateAutomation(t *Target, f string, bad func(field, format string, args ...any)) {
+	n := 0
+	if t.Auth.Bearer != "" {
+		n++
+	}
+	for _, set := range []bool{t.Auth.Basic != nil, t.Auth.HMAC != nil, t.Auth.JWT != nil} {
+		if set {
+			n++
+		}
+	}
+	if n > 0 && t.Kind != "http" {
+		bad(f+".auth", "auth is for http targets; a wordpress target authenticates with jwt_secret and signing_secret")
+	}
+	if n > 1 {
+		bad(f+".auth", "set one of bearer, basic, hmac or jwt")
+	}
+	if n > 0 && t.Auth.HMAC == nil {
+		for name := range t.Headers {
+			if strings.EqualFold(name, "Authorization") {
+				bad(f+".headers.Authorization", "auth sets Authorization already; remove one of them")
+			}
+		}
+	}
+	if t.Auth.JWT != nil || t.Auth.Bearer != "" || t.Auth.Basic != nil {
+		if t.JWTSecret != "" {
+			bad(f+".jwt_secret", "auth sets Authorization already; use auth.jwt, or jwt_secret, not both")
+		}
+	}
+	if b := t.Auth.Basic; b != nil && (b.Username == "" || b.Password == "") {
+		bad(f+".auth.basic", "needs username and password")
+	}
+	if h := t.Auth.HMAC; h != nil {
+		if h.Secret == "" {
+			bad(f+".auth.hmac.secret", "required")
+		}
+		if h.Encoding != "" && h.Encoding != "hex" && h.Encoding != "base64" {
+			bad(f+".auth.hmac.encoding", "unknown encoding %q (use hex or base64)", h.Encoding)
+		}
+	}
+	if j := t.Auth.JWT; j != nil && j.Secret == "" {
+		bad(f+".auth.jwt.secret", "required")
+	}
+	if t.Template != "" {
+		if t.Kind != "http" {
+			bad(f+".template", "templates are for http targets; WordPress receives the canonical envelope")
+		} else if _, err := deliver.ParseTemplate(t.Name, t.Template); err != nil {
+			bad(f+".template", "target %q: %v", t.Name, err)
+		}
+	}
+	if t.RatePerMinute < 0 {
+		bad(f+".rate_per_minute", "must not be negative")
+	}
+	if t.DailyBudget < 0 {
+		bad(f+".daily_budget", "must not be negative")
+	}
+	switch t.Ordering {
+	case "", "subject":
+	default:
+		bad(f+".ordering", "unknown ordering %q (use subject, or leave it out)", t.Ordering)
+	}
+	switch {
+	case t.OutOfOrder != "" && t.OutOfOrder != "mark" && t.OutOfOrder != "skip":
+		bad(f+".out_of_order", "unknown value %q (use mark or skip)", t.OutOfOrder)
+	case t.OutOfOrder != "" && t.Ordering == "":
+		bad(f+".out_of_order", "only with ordering: subject")
+	}
+	if t.Coalesce && t.Ordering == "" {
+		bad(f+".coalesce", "only with ordering: subject")
+	}
+}
+
+// resultLoop returns a description of a cycle in the way results travel
+// (a reply_to target's results reach, through reply_to and routes from
+// target:{name}, a target whose results reach it again), or "".
+func resultLoop(targets []Target, routes []Route) string {
+	next := map[string][]string{}
+	for _, t := range targets {
+		if t.ReplyTo == "" {
+			continue
+		}
+		next[t.Name] = append(next[t.Name], t.ReplyTo)
+		for _, r := range routes {
+			if r.Source == "target:"+t.Name {
+				next[t.Name] = append(next[t.Name], r.To...)
+			}
+		}
+	}
+	// Only targets with reply_to make results: follow them.
+	const (
+		active = iota + 1
+		done
+	)
+	state := map[string]int{}
+	var path []string
+	var visit func(string) string
+	visit = func(n string) string {
+		switch state[n] {
+		case active:
+			i := slices.Index(path, n)
+			return strings.Join(append(slices.Clone(path[i:]), n), " → ")
+		case done:
+			return ""
+		}
+		state[n] = active
+		path = append(path, n)
+		for _, m := range next[n] {
+			if _, makes := next[m]; !makes {
+				continue
+			}
+			if loop := visit(m); loop != "" {
+				return loop
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return ""
+	}
+	names := make([]string, 0, len(next))
+	for n := range next {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if loop := visit(n); loop != "" {
+			return loop
+		}
+	}
+	return ""
 }
 
 // ProviderOptions returns the verifier options of s.

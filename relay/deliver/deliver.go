@@ -37,20 +37,37 @@ import (
 
 // Target is where deliveries go, with its retry policy.
 type Target struct {
-	Name         string
-	Kind         string // wordpress or http
-	URL          string
-	Timeout      time.Duration // per attempt; default 10s
-	MaxAttempts  int           // default 8
-	MaxAge       time.Duration // default 24h
-	MaxBackoff   time.Duration // default 1h
-	Concurrency  int           // default 4
-	Rate         float64       // attempts/s; 0 = unlimited
-	Headers      map[string]string
-	Signer       Signer
-	SuccessCodes []int    // default any 2xx
-	AllowPrivate bool     // http targets only; wordpress targets are local by nature
-	Breaker      *Breaker // nil: the defaults (5 failures, 30 s cool-down)
+	Name        string
+	Kind        string // wordpress or http
+	URL         string
+	Timeout     time.Duration // per attempt; default 10s
+	MaxAttempts int           // default 8
+	MaxAge      time.Duration // default 24h
+	MaxBackoff  time.Duration // default 1h
+	Concurrency int           // default 4
+	Rate        float64       // attempts/s; 0 = unlimited
+	Headers     map[string]string
+	// SecretHeaders are the Headers whose values are credentials (shown as
+	// REDACTED in recorded requests), besides those whose names say so.
+	SecretHeaders []string
+	Signer        Signer
+	Auth          Auth      // http targets: bearer, basic or an HMAC header
+	Template      *Template // renders the body; nil = the envelope
+	SuccessCodes  []int     // default any 2xx
+	AllowPrivate  bool      // http targets only; wordpress targets are local by nature
+	Breaker       *Breaker  // nil: the defaults (5 failures, 30 s cool-down)
+	// ReplyTo names the target a 2xx JSON answer goes to, as a result event
+	// (see Dispatcher.Router); "" = answers are dropped.
+	ReplyTo string
+	// RatePerMinute caps requests per minute, evenly spaced; 0 = unlimited.
+	RatePerMinute float64
+	// DailyBudget caps requests per UTC day; past it deliveries wait for
+	// the next day. 0 = unlimited.
+	DailyBudget int
+	// Redact are secret values (API keys, passwords) that must never be
+	// recorded: they read REDACTED wherever they would appear in a
+	// recorded request, an attempt's error or the start of an answer.
+	Redact []string
 }
 
 // Dispatcher runs the delivery loops. Set fields before Run.
@@ -63,14 +80,29 @@ type Dispatcher struct {
 	UserAgent string
 	Metrics   *metrics.Metrics // nil = off
 	Tracer    trace.Tracer     // nil = off: attempts send a fresh child traceparent without spans
+	// Router routes result events (targets with ReplyTo); nil = results
+	// go to the ReplyTo target only.
+	Router *relay.Router
+	// ResultTTL is how long a result's idempotency key is kept (so that a
+	// retried attempt does not make a second result); default 168h.
+	ResultTTL time.Duration
+	// MaxAnswer is the largest answer that becomes a result; default 512 KiB.
+	MaxAnswer int64
+	// Counters keep daily budgets across restarts; nil = in memory only.
+	Counters relay.Counters
 
 	targets []*loop
+	byName  map[string]*loop
 	running atomic.Bool
 }
 
 // New returns a dispatcher for targets, with defaults filled in.
 func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
-	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay"}
+	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay",
+		ResultTTL: 168 * time.Hour, MaxAnswer: 512 << 10, byName: map[string]*loop{}}
+	if c, ok := q.(relay.Counters); ok {
+		d.Counters = c
+	}
 	for _, t := range targets {
 		if t.Timeout <= 0 {
 			t.Timeout = 10 * time.Second
@@ -93,12 +125,21 @@ func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 		if t.Signer.TTL == 0 {
 			t.Signer.TTL = min(t.Timeout+time.Minute, 300*time.Second)
 		}
-		l := &loop{d: d, t: t, kick: make(chan struct{}, 1), breaker: t.Breaker}
+		l := &loop{d: d, t: t, kick: make(chan struct{}, 1), breaker: t.Breaker, secret: map[string]bool{}}
 		if l.breaker == nil {
 			l.breaker = &Breaker{}
 		}
 		if t.Rate > 0 {
-			l.limit = rate.NewLimiter(rate.Limit(t.Rate), max(1, int(t.Rate)))
+			l.limits = append(l.limits, rate.NewLimiter(rate.Limit(t.Rate), max(1, int(t.Rate))))
+		}
+		if t.RatePerMinute > 0 {
+			l.limits = append(l.limits, rate.NewLimiter(rate.Limit(t.RatePerMinute/60), 1))
+		}
+		if t.DailyBudget > 0 {
+			l.budget = &budget{limit: t.DailyBudget}
+		}
+		for _, h := range t.SecretHeaders {
+			l.secret[http.CanonicalHeaderKey(h)] = true
 		}
 		l.client = &retryablehttp.Client{
 			HTTPClient: &http.Client{
@@ -116,9 +157,10 @@ func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 		l.client.PrepareRetry = func(r *http.Request) error {
 			// A fresh token (new jti) and timestamp for each quick retry.
 			body, _ := r.Context().Value(bodyKey{}).([]byte)
-			return l.t.Signer.Sign(r.Header, r.Header.Get("Idempotency-Key"), body, d.Now())
+			return l.authorize(r.Header, r.Header.Get("Idempotency-Key"), body, d.Now())
 		}
 		d.targets = append(d.targets, l)
+		d.byName[t.Name] = l
 	}
 	return d
 }
@@ -133,11 +175,20 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// TargetState is a target's delivery health, for stats.
+// TargetState is a target's delivery health and guardrails, for stats.
 type TargetState struct {
 	Breaker      string    `json:"breaker"`
 	BreakerSince time.Time `json:"breaker_since,omitzero"`
 	RetryAt      time.Time `json:"breaker_retry_at,omitzero"`
+	InFlight     int       `json:"in_flight"`
+	Concurrency  int       `json:"concurrency"`
+	// RatePerMinute is the configured cap (0 = none).
+	RatePerMinute float64 `json:"rate_per_minute,omitempty"`
+	// Budget is the daily request budget, when the target has one.
+	Budget *BudgetState `json:"budget,omitempty"`
+	// Waiting says why due deliveries are held back now: "budget",
+	// "breaker", "rate", or "" when they are not.
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Breakers reports each target's breaker state (for metrics).
@@ -150,12 +201,34 @@ func (d *Dispatcher) Breakers() map[string]string {
 	return out
 }
 
-// Targets reports each target's breaker state.
+// Targets reports each target's breaker state, load and guardrails.
 func (d *Dispatcher) Targets() map[string]TargetState {
 	out := make(map[string]TargetState, len(d.targets))
+	now := d.Now()
 	for _, l := range d.targets {
 		s, since, retry := l.breaker.State()
-		out[l.t.Name] = TargetState{Breaker: s, BreakerSince: since, RetryAt: retry}
+		ts := TargetState{Breaker: s, BreakerSince: since, RetryAt: retry, InFlight: int(l.inflight.Load()),
+			Concurrency: l.t.Concurrency, RatePerMinute: l.t.RatePerMinute}
+		if l.budget != nil {
+			b := l.budget.state(now)
+			ts.Budget = &b
+		}
+		if w, ok := l.waiting.Load().(string); ok {
+			ts.Waiting = w
+		}
+		out[l.t.Name] = ts
+	}
+	return out
+}
+
+// Budgets reports the daily request budget of each target that has one.
+func (d *Dispatcher) Budgets() map[string]BudgetState {
+	out := map[string]BudgetState{}
+	now := d.Now()
+	for _, l := range d.targets {
+		if l.budget != nil {
+			out[l.t.Name] = l.budget.state(now)
+		}
 	}
 	return out
 }
@@ -189,12 +262,16 @@ func (d *Dispatcher) Start(ctx context.Context) (wait func()) {
 
 // loop schedules one target's deliveries.
 type loop struct {
-	d       *Dispatcher
-	t       Target
-	client  *retryablehttp.Client
-	limit   *rate.Limiter
-	kick    chan struct{}
-	breaker *Breaker
+	d        *Dispatcher
+	t        Target
+	client   *retryablehttp.Client
+	limits   []*rate.Limiter // rate and rate_per_minute
+	budget   *budget         // nil: no daily budget
+	kick     chan struct{}
+	breaker  *Breaker
+	secret   map[string]bool // canonical names of configured secret headers
+	inflight atomic.Int32
+	waiting  atomic.Value // string: why deliveries wait (TargetState.Waiting)
 }
 
 func (l *loop) lease() time.Duration {
@@ -218,20 +295,27 @@ func (l *loop) run(ctx context.Context) {
 			}
 			return
 		}
+		now := l.d.Now()
 		free := l.t.Concurrency - inflight
-		allowed := l.breaker.Allow(l.d.Now(), free)
+		// The guardrails: requests per second/minute and the daily budget
+		// bound what may be claimed now; then the breaker.
+		want, held, until := l.guard(ctx, now, free)
+		allowed := l.breaker.Allow(now, want)
 		if allowed > 0 {
-			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, l.d.Now(), allowed, l.lease())
+			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, now, allowed, l.lease())
 			if err != nil && ctx.Err() == nil {
 				log.Error("claim", slog.String("error", err.Error()))
 			}
-			if len(jobs) == 0 && allowed < free {
+			if len(jobs) == 0 {
 				l.breaker.Release() // an unused half-open probe
 			}
+			l.spend(ctx, now, len(jobs))
 			for _, job := range jobs {
 				inflight++
+				l.inflight.Add(1)
 				go func() {
 					l.attempt(actx, job)
+					l.inflight.Add(-1)
 					done <- struct{}{}
 				}()
 			}
@@ -241,9 +325,16 @@ func (l *loop) run(ctx context.Context) {
 			}
 		}
 		wait := 5 * time.Second
-		if w := l.breaker.Wait(l.d.Now()); w > 0 {
+		switch w := l.breaker.Wait(now); {
+		case w > 0:
 			wait, free = w, 0 // open: nothing is claimed until the probe time
+			held = "breaker"
+		case want == 0 && free > 0:
+			// Held back by a guardrail: look again when it lets one through
+			// (or sooner, when woken).
+			wait, free = min(wait, max(until.Sub(now), 10*time.Millisecond)), 0
 		}
+		l.waiting.Store(held)
 		if free > 0 {
 			if at, ok, err := l.d.Queue.NextDue(ctx, l.t.Name); err == nil && ok {
 				wait = min(wait, max(at.Sub(l.d.Now()), 10*time.Millisecond))
@@ -268,9 +359,6 @@ func (l *loop) run(ctx context.Context) {
 
 // attempt sends one delivery and records its outcome.
 func (l *loop) attempt(ctx context.Context, job relay.Job) {
-	if l.limit != nil {
-		_ = l.limit.Wait(ctx)
-	}
 	start := l.d.Now()
 	sctx, span := ctx, trace.Span(nil)
 	if l.d.Tracer != nil {
@@ -280,7 +368,8 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 				attribute.Int("wprelay.attempt", job.Attempts+1), attribute.String("url.full", l.t.URL)))
 	}
 	reqID := randomHex(12)
-	status, header, snippet, err := l.send(sctx, job, reqID)
+	status, header, answer, err := l.send(sctx, job, reqID)
+	snippet := string(bytes.ToValidUTF8(answer[:min(len(answer), 512)], nil))
 	took := time.Since(start)
 	if span != nil {
 		span.SetAttributes(attribute.Int("http.response.status_code", status))
@@ -293,16 +382,36 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	}
 	res := relay.Result{
 		EventID: job.EventID, Target: job.Target,
-		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: snippet},
+		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: l.scrub(snippet)},
 	}
 	tries := job.Tries + 1
 	now := l.d.Now()
+	resultErr := error(nil)
 	switch {
+	case errors.Is(err, errTemplate):
+		// The body could not be made: no request was sent, and trying
+		// again would make the same body.
+		res.Attempt.Error = err.Error()
+		res.Status, res.Reason = relay.DeliveryDead, err.Error()
 	case err != nil && errors.Is(err, ErrBlockedAddress):
 		res.Attempt.Error = err.Error()
 		res.Status, res.Reason = relay.DeliveryDead, err.Error()
 	case err == nil && l.success(status):
 		res.Status = relay.DeliverySucceeded
+		if l.t.ReplyTo != "" && !job.Mirror {
+			// The result is stored before the delivery is marked succeeded;
+			// if that fails, the attempt is retried (and the target asked
+			// again): at least once, never lost.
+			var note string
+			res.ResultID, note, resultErr = l.d.result(ctx, l, job, header, answer, now)
+			if note != "" {
+				res.Attempt.Error = note
+			}
+			if resultErr != nil {
+				res.Attempt.Error = "storing the result: " + resultErr.Error()
+				res.Status, res.NextAt = relay.DeliveryRetrying, now.Add(Backoff(tries, l.d.BaseDelay, l.t.MaxBackoff, l.d.Rand()))
+			}
+		}
 	case err == nil && !Retryable(status):
 		res.Attempt.Error = fmt.Sprintf("HTTP %d", status)
 		res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("HTTP %d is not retryable: %s", status, snippet)
@@ -326,9 +435,15 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 			res.Status = relay.DeliveryRetrying
 		}
 	}
+	res.Attempt.Error, res.Reason = l.scrub(res.Attempt.Error), l.scrub(res.Reason)
 	// The breaker hears about the target's health: an answer on purpose
-	// (2xx, or a final 4xx) means it is up.
-	l.breaker.Record(now, res.Status == relay.DeliverySucceeded || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))
+	// (2xx, or a final 4xx) means it is up. A body that could not be made
+	// says nothing about it.
+	if errors.Is(err, errTemplate) {
+		l.breaker.Release()
+	} else {
+		l.breaker.Record(now, res.Status == relay.DeliverySucceeded || resultErr != nil || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))
+	}
 	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
 		l.d.Logger.Error("complete", slog.String("event_id", job.EventID), slog.String("target", job.Target), slog.String("error", err.Error()))
 	}
@@ -348,6 +463,12 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	if res.Attempt.Error != "" {
 		attrs = append(attrs, slog.String("error", res.Attempt.Error))
 	}
+	if res.ResultID != "" {
+		attrs = append(attrs, slog.String("result_id", res.ResultID))
+	}
+	if job.OutOfOrder {
+		attrs = append(attrs, slog.Bool("out_of_order", true))
+	}
 	if !res.NextAt.IsZero() && res.Status == relay.DeliveryRetrying {
 		attrs = append(attrs, slog.Time("next_at", res.NextAt))
 	}
@@ -362,40 +483,38 @@ func (l *loop) success(status int) bool {
 }
 
 // send makes the HTTP request. It returns the status (0 on network errors),
-// the response header and the first bytes of the body.
-func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http.Header, string, error) {
+// the response header and the answer: its first 512 bytes, or, for a
+// target with ReplyTo, up to MaxAnswer+1 bytes.
+func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
 	defer cancel()
-	key := job.EventID + ":" + job.Target
-	body := []byte(job.Envelope)
+	body, h, err := l.request(job, reqID, l.d.Now())
+	if err != nil {
+		return 0, nil, nil, err
+	}
 	ctx = context.WithValue(ctx, bodyKey{}, body)
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, l.t.URL, body)
 	if err != nil {
-		return 0, nil, "", fmt.Errorf("request: %w", err)
+		return 0, nil, nil, fmt.Errorf("request: %w", err)
 	}
-	for k, v := range l.t.Headers {
-		req.Header.Set(k, v)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", l.d.UserAgent)
-	req.Header.Set("Idempotency-Key", key)
-	req.Header.Set("X-Request-Id", reqID)
+	req.Header = h
 	if l.d.Tracer != nil {
 		tracing.Inject(ctx, req.Header) // the attempt's span, started by attempt
 	} else {
 		req.Header.Set("Traceparent", childTraceparent(job.TraceParent))
 	}
-	if err := l.t.Signer.Sign(req.Header, key, body, l.d.Now()); err != nil {
-		return 0, nil, "", fmt.Errorf("sign: %w", err)
-	}
 	resp, err := l.client.Do(req)
 	if err != nil {
-		return 0, nil, "", cleanErr(err)
+		return 0, nil, nil, cleanErr(err)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	keep := int64(512)
+	if l.t.ReplyTo != "" {
+		keep = l.d.MaxAnswer + 1
+	}
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, keep))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, resp.Header, string(bytes.ToValidUTF8(snippet, nil)), nil
+	return resp.StatusCode, resp.Header, answer, nil
 }
 
 // traceID is the trace id of a W3C traceparent ("" when malformed).

@@ -73,6 +73,9 @@ type Ingress struct {
 	Metrics *metrics.Metrics
 	// Tracer records ingest, verify and commit spans; nil = off (no cost).
 	Tracer trace.Tracer
+	// Preview returns the request delivery d of ev would send, recorded on
+	// deliveries skipped by a dry-run route. May be nil.
+	Preview func(ev *relay.Event, d relay.Delivery) *relay.Request
 
 	sources map[string]*Source
 	router  *httprouter.Router
@@ -393,14 +396,15 @@ func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.
 		return ev, nil
 	}
 	live := false
-	for _, m := range in.Router.Match(src.Name, tenant, it.Type) {
-		d := relay.Delivery{EventID: ev.ID, Target: m.Target, Status: relay.DeliveryPending, NextAt: now, CreatedAt: now}
-		if m.DryRun {
-			d.Status = relay.DeliverySkipped
-		} else {
+	ev.Deliveries = in.Router.Deliveries(&ev, now)
+	for i := range ev.Deliveries {
+		d := &ev.Deliveries[i]
+		switch {
+		case d.Status != relay.DeliverySkipped:
 			live = true
+		case in.Preview != nil:
+			d.Request = in.Preview(&ev, *d) // dry run: what would have been sent
 		}
-		ev.Deliveries = append(ev.Deliveries, d)
 	}
 	switch {
 	case len(ev.Deliveries) == 0:

@@ -7,6 +7,7 @@ package metrics
 import (
 	"context"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -34,6 +35,18 @@ type Metrics struct {
 	outcomes    *prometheus.CounterVec
 	commitTime  prometheus.Histogram
 	commitOps   prometheus.Histogram
+
+	tally map[string]*tally // per configured target, for the admin API's stats
+}
+
+// tally counts one target's attempts since the process started.
+type tally struct{ ok, all atomic.Int64 }
+
+// AttemptCounts are a target's delivery attempts since the process
+// started: all of them, and those whose outcome was success.
+type AttemptCounts struct {
+	Attempts  int64
+	Succeeded int64
 }
 
 // Latency buckets from 0.5 ms to 10 s: ingest answers in milliseconds,
@@ -42,12 +55,13 @@ var buckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 
 // New registers every metric for the given sources and targets.
 func New(sources, targets []string) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), sources: map[string]bool{}, targets: map[string]bool{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), sources: map[string]bool{}, targets: map[string]bool{}, tally: map[string]*tally{}}
 	for _, s := range sources {
 		m.sources[s] = true
 	}
 	for _, t := range targets {
 		m.targets[t] = true
+		m.tally[t] = &tally{}
 	}
 	m.ingest = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wprelay_ingest_requests_total",
@@ -143,6 +157,24 @@ func (m *Metrics) Attempt(target string, status int, took time.Duration, outcome
 	m.attempts.WithLabelValues(target, Class(status)).Inc()
 	m.attemptTime.WithLabelValues(target).Observe(took.Seconds())
 	m.outcomes.WithLabelValues(target, outcome).Inc()
+	tl := m.tally[target]
+	tl.all.Add(1)
+	if outcome == relay.DeliverySucceeded {
+		tl.ok.Add(1)
+	}
+}
+
+// Attempts returns each configured target's attempt counts since the
+// process started (nil on a nil *Metrics).
+func (m *Metrics) Attempts() map[string]AttemptCounts {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]AttemptCounts, len(m.tally))
+	for t, tl := range m.tally {
+		out[t] = AttemptCounts{Attempts: tl.all.Load(), Succeeded: tl.ok.Load()}
+	}
+	return out
 }
 
 // Commit records one store commit.

@@ -44,6 +44,17 @@ const lease = 30 * time.Second
 // event without deliveries is discarded); Replay sends succeeded and dead deliveries again and leaves
 // skipped ones alone; Stats.OldestDue is the earliest NextAt of a pending or
 // retrying delivery.
+//
+// Ordering (relay.Order): a delivery whose Order.Key a store cannot index
+// (it contains a 0x00 byte) is delivered unordered; a held-back delivery is
+// neither claimed nor reported by NextDue until its turn; a retrying
+// delivery yields its turn to an older one of its subject that arrived
+// meanwhile; a skipped delivery's Reason says why; Replay of a final
+// ordered delivery puts it back in its subject's queue.
+// Mirrors, requests, results: an event's status ignores Mirror deliveries,
+// yet Prune keeps it while one is not final; a Request is kept for skipped
+// deliveries; Complete keeps Result.ResultID of a succeeded delivery.
+// The store must also implement relay.Counters (checked at run time).
 func TestStore(t *testing.T, open func(t *testing.T) Store) {
 	run := func(t *testing.T, name string, test func(f *fixture)) {
 		t.Helper()
@@ -90,6 +101,7 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "NewestFirst", testDeadNewestFirst)
 		run(t, "Filters", testDeadFilters)
 		run(t, "Paging", testDeadPaging)
+		run(t, "Until", testDeadUntil)
 	})
 	t.Run("Replay", func(t *testing.T) {
 		run(t, "DeadThenDelivered", testReplayDeadThenDelivered)
@@ -98,19 +110,44 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "InFlightLeftAlone", testReplayInFlight)
 		run(t, "NotFound", testReplayNotFound)
 		run(t, "ReplayDead", testReplayDead)
+		run(t, "ReplayDeadBounded", testReplayDeadBounded)
 	})
 	t.Run("Events", func(t *testing.T) {
 		run(t, "NewestFirst", testEventsNewestFirst)
 		run(t, "Filters", testEventsFilters)
 		run(t, "Paging", testEventsPaging)
 		run(t, "PagingStableWhileNewArrive", testEventsPagingStable)
+		run(t, "PagingWhileInserting", testEventsPagingConcurrent)
 		run(t, "Detail", testEventDetail)
 		run(t, "NotFound", testEventNotFound)
 		run(t, "Raw", testRaw)
 	})
+	t.Run("Order", func(t *testing.T) {
+		run(t, "OccurredAtOrder", testOrderOccurredAtOrder)
+		run(t, "PerTargetAndKey", testOrderPerTargetAndKey)
+		run(t, "HeldBackIsNotDue", testOrderHeldBackIsNotDue)
+		run(t, "DeadReleasesNext", testOrderDeadReleasesNext)
+		run(t, "OlderArrivesWhileInFlight", testOrderOlderArrivesWhileInFlight)
+		run(t, "RetryYieldsToOlder", testOrderRetryYieldsToOlder)
+		run(t, "SkipOutOfOrder", testOrderSkipOutOfOrder)
+		run(t, "Coalesce", testOrderCoalesce)
+		run(t, "UnusableKey", testOrderUnusableKey)
+	})
+	t.Run("Mirror", func(t *testing.T) {
+		run(t, "EventStatus", testMirrorStatus)
+		run(t, "PendingNotPruned", testMirrorPendingNotPruned)
+	})
+	run(t, "DryRunRequest", testDryRunRequest)
+	run(t, "ResultID", testCompleteResultID)
+	run(t, "Counters", testCounters)
 	run(t, "Pending", testPending)
 	run(t, "NextDue", testNextDue)
 	run(t, "Stats", testStats)
+	run(t, "Effects", testEffects)
+	t.Run("Export", func(t *testing.T) {
+		run(t, "Filters", testExport)
+		run(t, "WhileInserting", testExportWhileInserting)
+	})
 	t.Run("Prune", func(t *testing.T) {
 		run(t, "Keys", testPruneKeys)
 		run(t, "Nonces", testPruneNonces)

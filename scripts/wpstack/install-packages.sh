@@ -5,7 +5,11 @@
 # tests run their own MariaDB and php -S from a temp dir.
 set -eu
 
-PACKAGES="mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus"
+# systemd (systemd-analyze verify) and nginx (nginx -t, a live proxy) check the
+# files in deploy/: deploy_tools_test.go. Neither is started as a service.
+# chromium and fonts-liberation: the wp-admin browser test (chromedp drives
+# Debian's Chromium headless; the fonts keep its screenshots readable).
+PACKAGES="mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus systemd nginx chromium fonts-liberation"
 
 missing=""
 for p in $PACKAGES; do

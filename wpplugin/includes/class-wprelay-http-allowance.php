@@ -15,10 +15,10 @@ if ( ! defined( 'ABSPATH' ) ) {
  * (unless the host is the site's own) and every port but 80, 443 and 8080:
  * the classic reason WordPress webhooks to a local sidecar "never arrive".
  *
- * This class opens exactly one door: the host and port of
- * WPRELAY_SIDECAR_URL, through `http_request_host_is_external` and
- * `http_allowed_safe_ports`. Another host, or the sidecar's host on another
- * port, is still refused.
+ * This class opens exactly two doors: the scheme, host and port of
+ * WPRELAY_SIDECAR_URL (events) and of WPRELAY_ADMIN_URL (the admin page),
+ * through `http_request_host_is_external` and `http_allowed_safe_ports`.
+ * Another host, or one of these hosts on another port, is still refused.
  */
 class WPRelay_Http_Allowance {
 
@@ -70,42 +70,55 @@ class WPRelay_Http_Allowance {
 	 * @return array
 	 */
 	public function allowed_ports( $ports, $host, $url ) {
-		$sidecar = $this->sidecar();
-		if ( null !== $sidecar && $this->is_sidecar( (string) $host, (string) $url ) && is_array( $ports ) ) {
-			$ports[] = $sidecar['port'];
+		$endpoint = $this->endpoint_of( (string) $host, (string) $url );
+		if ( null !== $endpoint && is_array( $ports ) ) {
+			$ports[] = $endpoint['port'];
 		}
 		return $ports;
 	}
 
 	/**
-	 * Tells whether $url is on the sidecar's host and port.
+	 * Tells whether $url is on the scheme, host and port of the sidecar's
+	 * public listener or of its admin API.
 	 *
 	 * @param string $host Host as WordPress parsed it.
 	 * @param string $url  The URL.
 	 * @return bool
 	 */
 	public function is_sidecar( string $host, string $url ): bool {
-		$sidecar = $this->sidecar();
-		$parts   = wp_parse_url( $url );
-		if ( null === $sidecar || ! is_array( $parts ) || empty( $parts['host'] ) ) {
-			return false;
-		}
-		$scheme = strtolower( $parts['scheme'] ?? '' );
-		$port   = isset( $parts['port'] ) ? (int) $parts['port'] : ( 'https' === $scheme ? 443 : 80 );
-		return strtolower( trim( $host, '.' ) ) === $sidecar['host']
-			&& strtolower( trim( $parts['host'], '.' ) ) === $sidecar['host']
-			&& $scheme === $sidecar['scheme']
-			&& $port === $sidecar['port'];
+		return null !== $this->endpoint_of( $host, $url );
 	}
 
 	/**
-	 * Returns the sidecar's scheme, host and port, or null when
-	 * WPRELAY_SIDECAR_URL is not set or not an http(s) URL.
+	 * Returns the endpoint (sidecar or admin) that $url is on, or null.
 	 *
+	 * @param string $host Host as WordPress parsed it.
+	 * @param string $url  The URL.
 	 * @return array{scheme:string,host:string,port:int}|null
 	 */
-	private function sidecar(): ?array {
-		$parts = wp_parse_url( $this->config->sidecar_url() );
+	private function endpoint_of( string $host, string $url ): ?array {
+		$target = self::endpoint( $url );
+		if ( null === $target || strtolower( trim( $host, '.' ) ) !== $target['host'] ) {
+			return null;
+		}
+		foreach ( array( $this->config->sidecar_url(), $this->config->get( 'WPRELAY_ADMIN_URL' ) ) as $allowed ) {
+			$endpoint = self::endpoint( $allowed );
+			if ( null !== $endpoint && $endpoint === $target ) {
+				return $endpoint;
+			}
+		}
+		return null;
+	}
+
+	/**
+	 * Returns a URL's scheme, host and port (the default port of its scheme
+	 * when it names none), or null when it is not an http(s) URL.
+	 *
+	 * @param string $url URL.
+	 * @return array{scheme:string,host:string,port:int}|null
+	 */
+	private static function endpoint( string $url ): ?array {
+		$parts = wp_parse_url( $url );
 		if ( ! is_array( $parts ) || empty( $parts['host'] ) || ! in_array( strtolower( $parts['scheme'] ?? '' ), array( 'http', 'https' ), true ) ) {
 			return null;
 		}

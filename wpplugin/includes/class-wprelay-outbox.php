@@ -204,6 +204,30 @@ class WPRelay_Outbox {
 	}
 
 	/**
+	 * Makes a row due now for the admin's "retry now": a failed row is
+	 * pending again with a fresh attempt budget, a pending row waits no
+	 * longer. A sent row is left alone.
+	 *
+	 * @param int $id Row id.
+	 * @return bool Whether the row is now pending and due.
+	 */
+	public function due_now( int $id ): bool {
+		if ( $this->requeue( $id ) ) {
+			return true;
+		}
+		$table = $this->schema->outbox();
+		$this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET next_at = %s WHERE id = %d AND state = 'pending'", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				gmdate( 'Y-m-d H:i:s' ),
+				$id
+			)
+		);
+		$row = $this->get( $id );
+		return null !== $row && 'pending' === $row['state'] && strtotime( $row['next_at'] . ' UTC' ) <= time();
+	}
+
+	/**
 	 * Returns the newest rows, for the admin page.
 	 *
 	 * @param int    $limit Most rows.

@@ -76,7 +76,8 @@ class WPRelay_Plugin {
 			new WPRelay_Events_Controller( $verifier, $receipts, $limiter, $this->dispatcher ),
 			new WPRelay_User_Sync_Controller( $verifier, $receipts, $limiter, $this->emitter ),
 			new WPRelay_Results_Controller( $verifier, $receipts, $limiter, $this->emitter ),
-			new WPRelay_Admin_Page( $config, $outbox, new WPRelay_Sidecar_Client( $config ) ),
+			new WPRelay_Result_Meta_Box(),
+			new WPRelay_Admin_Page( $config, $outbox, new WPRelay_Sidecar_Client( $config ), $this->sender ),
 		);
 	}
 

@@ -1,0 +1,109 @@
+package deliver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+// maxResultDepth bounds chains of results of results (the configuration
+// refuses loops; this is a second guard).
+const maxResultDepth = 8
+
+// result turns a 2xx answer of job's target l into a result event and
+// enqueues it: type "{type}.result", source "target:{name}", the same
+// tenant, causation_id the original event id, subject the original
+// subject, data the answer. Its idempotency key is
+// "target:{name}:{original event id}", so a retried attempt makes no
+// second result (the first one's id is returned).
+//
+// It goes to the reply_to target, and to the targets of the routes whose
+// source is "target:{name}" (a route naming the reply_to target decides
+// how it gets it: dry run, mirror). An answer that is not a JSON object,
+// or is larger than MaxAnswer, makes no result; note says so.
+func (d *Dispatcher) result(ctx context.Context, l *loop, job relay.Job, header http.Header, answer []byte, now time.Time) (id, note string, err error) {
+	switch {
+	case int64(len(answer)) > d.MaxAnswer:
+		return "", fmt.Sprintf("no result: the answer is larger than %d bytes", d.MaxAnswer), nil
+	case !isObject(answer):
+		return "", "no result: the answer is not a JSON object", nil
+	case strings.Count(job.Type, ".result") >= maxResultDepth:
+		return "", "no result: too many results of results", nil
+	}
+	var orig struct {
+		Subject relay.Subject `json:"subject"`
+	}
+	_ = json.Unmarshal(job.Envelope, &orig)
+	u, err := uuid.NewV7()
+	if err != nil {
+		return "", "", err
+	}
+	now = now.UTC()
+	ev := relay.Event{
+		ID: u.String(), Source: "target:" + job.Target, Tenant: job.Tenant, Type: job.Type + ".result",
+		IdempotencyKey: "target:" + job.Target + ":" + job.EventID,
+		ReceivedAt:     now, OccurredAt: now, CausationID: job.EventID, TraceParent: job.TraceParent,
+	}
+	env := relay.NewEnvelope(&ev, relay.Normal{Subject: orig.Subject, Action: relay.Action{Type: "result"}}, json.RawMessage(answer))
+	if ev.Envelope, err = json.Marshal(env); err != nil {
+		return "", "", err
+	}
+	router := d.Router
+	if router == nil {
+		router = relay.NewRouter(nil)
+	}
+	ev.Deliveries = router.Deliveries(&ev, now)
+	named := false
+	for i := range ev.Deliveries {
+		del := &ev.Deliveries[i]
+		named = named || del.Target == l.t.ReplyTo
+		if del.Status == relay.DeliverySkipped {
+			del.Request = d.Preview(&ev, *del)
+		}
+	}
+	if !named {
+		ev.Deliveries = append(ev.Deliveries, router.To(&ev, l.t.ReplyTo, now))
+	}
+	ev.Status = relay.EventQueued
+	raw := &relay.Raw{Method: http.MethodPost, Path: l.t.URL, Header: responseHeader(header), Body: answer}
+	outs, err := d.Queue.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{{
+		Event: ev, Raw: raw, KeyExpires: now.Add(d.ResultTTL),
+	}}})
+	if err != nil {
+		return "", "", err
+	}
+	d.Notify()
+	return outs[0].ID, "", nil
+}
+
+// responseHeader keeps the answer's headers for audit, credentials
+// redacted.
+func responseHeader(h http.Header) map[string][]string {
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		lower := strings.ToLower(k)
+		red := strings.Contains(lower, "cookie")
+		for _, frag := range credentialHeaders {
+			red = red || strings.Contains(lower, frag)
+		}
+		if red {
+			out[k] = []string{"REDACTED"}
+		} else {
+			out[k] = append([]string(nil), vs...)
+		}
+	}
+	return out
+}
+
+func isObject(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && b[0] == '{' && json.Valid(b)
+}
