@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -346,6 +347,25 @@ func (l *loop) run(ctx context.Context) {
 		case <-l.kick:
 		case <-done:
 			inflight--
+			// Take every other attempt that ended meanwhile, and with many
+			// slots wait until a quarter of them are free: claims are store
+			// commits, and one claim of many shares one fsync.
+			for drained := false; !drained; {
+				select {
+				case <-done:
+					inflight--
+				default:
+					drained = true
+				}
+			}
+			for batch := max(1, l.t.Concurrency/4); inflight > 0 && l.t.Concurrency-inflight < batch; inflight-- {
+				select {
+				case <-done:
+				case <-time.After(2 * time.Millisecond):
+					inflight++ // nothing more ended soon: claim what is free now
+					batch = 0
+				}
+			}
 		case <-timer.C:
 		}
 		if !timer.Stop() {
@@ -514,7 +534,29 @@ func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http
 	}
 	answer, _ := io.ReadAll(io.LimitReader(resp.Body, keep))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if err := checkWordPressAnswer(l.t.Kind, resp); err != nil {
+		return resp.StatusCode, resp.Header, answer, err
+	}
 	return resp.StatusCode, resp.Header, answer, nil
+}
+
+// errNotREST is a 2xx answer from a wordpress target that did not come from
+// the plugin's REST route.
+var errNotREST = errors.New("not a REST answer")
+
+// checkWordPressAnswer refuses a 2xx HTML answer of a wordpress target:
+// with plain permalinks, /wp-json/... serves the site's home page as 200
+// text/html, and counting that as delivered would lose the event silently.
+// It is retried, so a site whose permalinks are fixed recovers.
+func checkWordPressAnswer(kind string, resp *http.Response) error {
+	if kind != "wordpress" || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil
+	}
+	ct := resp.Header.Get("Content-Type")
+	if !strings.HasPrefix(strings.ToLower(ct), "text/html") {
+		return nil
+	}
+	return fmt.Errorf("%w: the wordpress target answered %d with Content-Type %q; the plugin's REST route did not handle it (plugin inactive, or plain permalinks: use ?rest_route=/wprelay/v1/events in the target URL)", errNotREST, resp.StatusCode, ct)
 }
 
 // traceID is the trace id of a W3C traceparent ("" when malformed).

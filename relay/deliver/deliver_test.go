@@ -204,3 +204,23 @@ func TestDeliverer_Run_RateAndConcurrencyLimits(t *testing.T) {
 		t.Fatalf("12 requests within %v at rate 5/s", span)
 	}
 }
+
+func TestDeliverer_Run_WordPressHTMLIsNotDelivered(t *testing.T) {
+	// Plain permalinks: /wp-json/... answers the home page, 200 text/html.
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+		w.Write([]byte("<!doctype html><title>My Blog</title>"))
+	}))
+	defer srv.Close()
+	db := mustDB(t)
+	d := New(db, []Target{{Name: "wordpress", Kind: "wordpress", URL: srv.URL + "/wp-json/wprelay/v1/events", MaxAttempts: 2}}, slog.New(slog.DiscardHandler))
+	d.BaseDelay = time.Millisecond
+	run(t, d)
+	id := enqueue(t, db, "wordpress")
+	got := waitDelivery(t, db, id, "wordpress", relay.DeliveryDead)
+	if got.Attempts != 2 || !strings.Contains(got.LastError, "rest_route") || got.LastStatus != 200 {
+		t.Fatalf("delivery %+v", got)
+	}
+}
