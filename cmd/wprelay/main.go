@@ -29,6 +29,7 @@ Commands:
             the headers or a curl command, or send it and print the answer
   check     check the store file's consistency (while the sidecar is stopped)
   rotate-key  re-seal stored bodies with the first encryption key
+  migrate   apply the MySQL/MariaDB store's schema migrations; migrate-store copies a bbolt store into it
   events    list, show and replay events (admin API): events list|show|replay
   dlq       the dead-letter queue (admin API): dlq list|replay
   stats     counts, queue depth, breakers and success rates (admin API)
@@ -79,6 +80,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdCheck(rest, stdout, stderr)
 	case "rotate-key":
 		err = cmdRotateKey(rest, stdout, stderr)
+	case "migrate", "migrate-store":
+		err = cmdMigrate(cmd, rest, stdout, stderr)
 	case "events":
 		err = cmdEvents(rest, stdout, stderr)
 	case "dlq":

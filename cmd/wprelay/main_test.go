@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -133,7 +134,15 @@ func TestMain_InProcess_ServesAndCloses(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("readyz: %v %v", err, resp)
 	}
+	var ready struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ready)
 	resp.Body.Close()
+	if ready.Status != "ready" || ready.Checks["store"] != "ok" || ready.Checks["dispatcher"] != "ok" || ready.Checks["draining"] != "ok" {
+		t.Fatalf("readyz detail: %+v", ready)
+	}
 	resp, err = http.Post("http://"+m.PublicAddr()+"/hooks/wordpress", "application/json", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)

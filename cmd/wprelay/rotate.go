@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
-
-	"github.com/wprelay/wprelay/store"
+	"log/slog"
 )
 
 func cmdRotateKey(args []string, stdout, stderr io.Writer) error {
@@ -30,16 +28,16 @@ func cmdRotateKey(args []string, stdout, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 	}
-	sealer, err := buildSealer(cfg.Encryption)
-	if err != nil {
-		return usageError{err}
-	}
-	if sealer == nil {
+	if len(cfg.Encryption.Keys) == 0 {
 		return usageError{fmt.Errorf("encryption.keys is empty: add a key first (head -c32 /dev/urandom | base64)")}
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{Sealer: sealer})
+	// The configured store, bbolt or MySQL, opened with the configured keys.
+	db, err := openStore(context.Background(), cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
-		return fmt.Errorf("%w (stop the sidecar first: the store is locked while it serves)", err)
+		if cfg.Store.Kind == "mysql" {
+			return err
+		}
+		return fmt.Errorf("%w (stop the sidecar first: the bbolt file is locked while it serves)", err)
 	}
 	defer db.Close()
 	n, err := db.ResealAll(context.Background(), *batch, func(done int) {

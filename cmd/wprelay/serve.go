@@ -27,6 +27,7 @@ import (
 	"github.com/wprelay/wprelay/relay/provider"
 	"github.com/wprelay/wprelay/relay/tracing"
 	"github.com/wprelay/wprelay/store"
+	"github.com/wprelay/wprelay/store/mysql"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) error {
@@ -224,14 +225,20 @@ func (m *Main) Start(ctx context.Context) error {
 	api.Queue, api.DedupeTTL, api.MaxQueue = db, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
 	api.Route = func(e *relay.Event) []relay.Match { return router.Match(e) }
 	api.Handle(http.MethodGet, "/metrics", m.Metrics.Handler())
-	api.Ready = func() error {
-		switch {
-		case m.draining.Load():
-			return errors.New("draining")
-		case !m.Dispatcher.Running():
-			return errors.New("dispatcher not running")
+	api.Checks = func(ctx context.Context) map[string]string {
+		checks := map[string]string{"store": "ok", "dispatcher": "ok", "draining": "ok"}
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := db.Stats(ctx); err != nil {
+			checks["store"] = "cannot read: " + err.Error()
 		}
-		return nil
+		if !m.Dispatcher.Running() {
+			checks["dispatcher"] = "not running"
+		}
+		if m.draining.Load() {
+			checks["draining"] = "shutting down"
+		}
+		return checks
 	}
 
 	var public http.Handler = in
@@ -570,7 +577,29 @@ type storeBackend interface {
 // data dir, or the tables of store.dsn (migrating their schema first).
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommit func(int, time.Duration)) (storeBackend, error) {
 	if cfg.Store.Kind == "mysql" {
-		return nil, fmt.Errorf("store.kind mysql is not in this build yet; use bbolt")
+		var sealer *mysql.Sealer
+		if len(cfg.Encryption.Keys) > 0 {
+			var keys []mysql.Key
+			for _, k := range cfg.Encryption.Keys {
+				b, err := config.DecodeKey(k.Key)
+				if err != nil {
+					return nil, fmt.Errorf("encryption key %q: %w", k.ID, err)
+				}
+				keys = append(keys, mysql.Key{ID: k.ID, Secret: b})
+			}
+			var err error
+			if sealer, err = mysql.NewSealer(keys); err != nil {
+				return nil, err
+			}
+		}
+		db, err := mysql.Open(ctx, mysql.Options{
+			DSN: cfg.Store.DSN.Reveal(), TablePrefix: cfg.Store.TablePrefix, MaxConns: cfg.Store.MaxConns,
+			PendingTTL: time.Second, Logger: log, Sealer: sealer, OnCommit: onCommit,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return db, nil
 	}
 	sealer, err := buildSealer(cfg.Encryption)
 	if err != nil {

@@ -10,6 +10,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -34,6 +35,10 @@ type API struct {
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
+	// Ready reports each readiness check (store open, dispatcher running,
+	// not draining) as name → "ok" or what is wrong; nil means ready. The
+	// old single-error form is kept below for callers that have one check.
+	Checks func(ctx context.Context) map[string]string
 	// Ready reports whether the sidecar can do its work (store open,
 	// dispatcher running, not draining); nil means ready.
 	Ready func() error
@@ -135,7 +140,18 @@ func (a *API) healthz(w http.ResponseWriter, _ *http.Request, _ httprouter.Param
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": a.Version})
 }
 
-func (a *API) readyz(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
+	if a.Checks != nil {
+		checks := a.Checks(r.Context())
+		status, code := "ready", http.StatusOK
+		for _, v := range checks {
+			if v != "ok" {
+				status, code = "unavailable", http.StatusServiceUnavailable
+			}
+		}
+		writeJSON(w, code, map[string]any{"status": status, "version": a.Version, "checks": checks})
+		return
+	}
 	if a.Ready != nil {
 		if err := a.Ready(); err != nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error(), "version": a.Version})
