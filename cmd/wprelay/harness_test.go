@@ -91,6 +91,8 @@ type sidecar struct {
 	cmd     *exec.Cmd
 	logs    *syncBuffer
 	stopped bool
+	exited  chan struct{} // closed when the process has exited
+	exitErr error         // its Wait error, once exited is closed
 }
 
 func freeAddr(t testing.TB) string {
@@ -129,12 +131,31 @@ func startSidecar(t testing.TB, dir, cfg string) *sidecar {
 
 func (s *sidecar) start() {
 	s.t.Helper()
-	s.startAt(freeAddr(s.t), freeAddr(s.t))
+	// Free ports are picked, then given to the binary: another test may
+	// take one in between. Pick again when that happened.
+	for try := 1; ; try++ {
+		mark := len(s.logs.String())
+		if s.tryStartAt(freeAddr(s.t), freeAddr(s.t)) {
+			return
+		}
+		if try == 5 || !strings.Contains(s.logs.String()[mark:], "address already in use") {
+			s.t.Fatalf("sidecar not ready:\n%s", s.logs.String())
+		}
+	}
 }
 
 // startAt starts the binary with its public and admin listeners on the
 // given addresses (a restart on the same ports, or another loopback host).
 func (s *sidecar) startAt(pub, adm string) {
+	s.t.Helper()
+	if !s.tryStartAt(pub, adm) {
+		s.t.Fatalf("sidecar not ready:\n%s", s.logs.String())
+	}
+}
+
+// tryStartAt starts the binary and waits until /readyz answers 200; it
+// reports false when the process exited first or did not get ready in 15 s.
+func (s *sidecar) tryStartAt(pub, adm string) bool {
 	s.t.Helper()
 	s.public, s.admin = "http://"+pub, "http://"+adm
 	s.cmd = exec.Command(binPath, "serve", "--config", filepath.Join(s.dir, "wprelay.yaml"), "--listen", pub, "--admin-listen", adm)
@@ -144,27 +165,39 @@ func (s *sidecar) startAt(pub, adm string) {
 		s.t.Fatal(err)
 	}
 	s.stopped = false
+	exited, cmd := make(chan struct{}), s.cmd
+	s.exited = exited
+	go func() {
+		err := cmd.Wait()
+		s.exitErr = err
+		close(exited)
+	}()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(s.admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return true
 			}
 		}
-		if s.cmd.ProcessState != nil {
-			break
+		select {
+		case <-exited:
+			s.stopped = true
+			return false
+		case <-time.After(20 * time.Millisecond):
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("sidecar not ready:\n%s", s.logs.String())
+	_ = s.cmd.Process.Kill()
+	<-exited
+	s.stopped = true
+	return false
 }
 
 // kill9 sends SIGKILL and waits for the process to die.
 func (s *sidecar) kill9() {
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
+	<-s.exited
 	s.stopped = true
 }
 
@@ -175,15 +208,14 @@ func (s *sidecar) stop() {
 	}
 	s.stopped = true
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
 	select {
-	case err := <-done:
-		if err != nil {
-			s.t.Errorf("sidecar exited with %v after SIGTERM", err)
+	case <-s.exited:
+		if s.exitErr != nil {
+			s.t.Errorf("sidecar exited with %v after SIGTERM", s.exitErr)
 		}
 	case <-time.After(20 * time.Second):
 		_ = s.cmd.Process.Kill()
+		<-s.exited
 		s.t.Errorf("sidecar did not stop within 20 s of SIGTERM")
 	}
 }

@@ -128,7 +128,11 @@ func startWPSidecar(t *testing.T, site *wpstack.Site, cfg string) *sidecar {
 		t.Fatal(err)
 	}
 	s := &sidecar{t: t, dir: dir, logs: &syncBuffer{}}
-	s.startAt(freeHostAddr(t, sidecarHost), freeAddr(t))
+	for try := 1; !s.tryStartAt(freeHostAddr(t, sidecarHost), freeAddr(t)); try++ {
+		if try == 5 || !strings.Contains(s.logs.String(), "address already in use") {
+			t.Fatalf("sidecar not ready:\n%s", s.logs.String())
+		}
+	}
 	t.Cleanup(func() {
 		s.stop()
 		logs := s.logs.String()
