@@ -153,12 +153,13 @@ func (s *Stripe) Parse(r *Request) (*Parsed, error) {
 	if ev.Created != nil {
 		it.OccurredAt = time.Unix(*ev.Created, 0).UTC()
 	}
+	// One pass over data for the fields normalization reads (the body was
+	// scanned once already, strictly, for id, type and created).
 	var data struct {
-		Object json.RawMessage `json:"object"`
+		Object stripeObject `json:"object"`
 	}
 	loose(ev.Data, &data)
-	var o stripeObject
-	loose(data.Object, &o)
+	o := data.Object
 	it.Subject = relay.Subject{ID: idText(o.ID), Type: o.Object}
 	it.Action = relay.Action{Type: lastSegment(ev.Type, "."), Reason: first(o.BillingReason, o.CancellationDetails.Reason)}
 	if o.Object == "customer" {

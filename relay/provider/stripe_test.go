@@ -290,3 +290,19 @@ func BenchmarkVerify_Stripe(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkParse_Stripe(b *testing.B) {
+	body := []byte(`{"id":"evt_1","object":"event","api_version":"2024-06-20","created":1795859998,"type":"invoice.created","data":{"object":{"id":"in_1","object":"invoice","customer":"cus_1","customer_email":"a@example.com","billing_reason":"subscription_cycle","pad":"` + strings.Repeat("x", 800) + `"}},"livemode":false}`)
+	s, err := NewStripe(Options{Kind: "stripe"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := &Request{Body: body}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Parse(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
