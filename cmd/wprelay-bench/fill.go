@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +43,8 @@ func fill(dir string, n int, progress io.Writer) error {
 		for j := i; j < min(i+batch, n); j++ {
 			at := base.Add(time.Duration(j) * time.Millisecond)
 			id := uuid.Must(uuid.NewV7()).String()
-			env, _ := json.Marshal(relay.Envelope{ID: id, Source: "stripe", Type: "invoice.created", IdempotencyKey: fmt.Sprintf("stripe::evt_fill_%d", j), OccurredAt: at, ReceivedAt: at, Data: body})
+			e := relay.Envelope{ID: id, Source: "stripe", Type: "invoice.created", IdempotencyKey: fmt.Sprintf("stripe::evt_fill_%d", j), OccurredAt: at, ReceivedAt: at, Data: body}
+			env, _ := e.Encode()
 			b.Events = append(b.Events, relay.Incoming{
 				Event: relay.Event{ID: id, Source: "stripe", Type: "invoice.created", IdempotencyKey: fmt.Sprintf("stripe::evt_fill_%d", j),
 					Status: relay.EventDelivered, ReceivedAt: at, OccurredAt: at, Envelope: env,
