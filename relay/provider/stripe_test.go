@@ -1,6 +1,8 @@
 package provider
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -275,6 +277,80 @@ func FuzzVerifyStripe(f *testing.F) {
 		_, _ = v.Parse(stripeRequest(h, body, testNow)) // must not panic
 		m := mutate(body, pos, x)
 		wantErr(t, v.Verify(stripeRequest(h, m, testNow), keys), relay.ErrBadSignature)
+	})
+}
+
+// stripeReference is what Parse reads, decoded with encoding/json into maps
+// (exact keys, the last of repeated keys wins): the walker must agree.
+func stripeReference(body []byte) (it Item, err error) {
+	var top map[string]json.RawMessage
+	if !isObject(body) || json.Unmarshal(body, &top) != nil {
+		return it, relay.ErrInvalidJSON
+	}
+	str := func(raw json.RawMessage, name string) (string, error) {
+		var s *string
+		if raw != nil && json.Unmarshal(raw, &s) != nil {
+			return "", fmt.Errorf("%w: %s", relay.ErrInvalidEvent, name)
+		}
+		if s == nil {
+			return "", nil
+		}
+		return *s, nil
+	}
+	if it.ID, err = str(top["id"], "id"); err != nil {
+		return it, err
+	}
+	if it.Type, err = str(top["type"], "type"); err != nil {
+		return it, err
+	}
+	if raw := top["created"]; raw != nil {
+		var c *int64
+		if json.Unmarshal(raw, &c) != nil {
+			return it, relay.ErrInvalidEvent
+		}
+		if c != nil {
+			it.OccurredAt = time.Unix(*c, 0).UTC()
+		}
+	}
+	obj := func(raw json.RawMessage) map[string]json.RawMessage {
+		var m map[string]json.RawMessage
+		if isObject(raw) {
+			_ = json.Unmarshal(raw, &m)
+		}
+		return m
+	}
+	text := func(raw json.RawMessage) string { s, _ := jsonString(raw); return s }
+	o := obj(obj(top["data"])["object"])
+	it.Subject = relay.Subject{ID: idText(o["id"]), Type: text(o["object"])}
+	it.Action = relay.Action{Type: lastSegment(it.Type, "."), Reason: first(text(o["billing_reason"]), text(obj(o["cancellation_details"])["reason"]))}
+	if it.Subject.Type == "customer" {
+		it.Actor = relay.Actor{ID: idText(o["id"]), Email: text(o["email"])}
+	} else {
+		it.Actor = relay.Actor{ID: refID(o["customer"]), Email: first(text(o["customer_email"]), text(obj(o["customer_details"])["email"]))}
+	}
+	return it, nil
+}
+
+func FuzzStripeParse(f *testing.F) {
+	f.Add(stripeBody)
+	f.Add([]byte(`{"id":"a","id":"b","type":"x.y","created":null,"data":{"object":{"object":"customer","id":7,"email":"e@x"}}}`))
+	f.Add([]byte(`{"id":null,"type":"t","created":1.5}`))
+	f.Add([]byte(`{"data":{"object":{"customer":{"id":"cus_1"},"customer_details":{"email":"\u00e9@x"},"cancellation_details":{"reason":"r"}}}}`))
+	f.Add([]byte(`{"\u0069d":"escaped key","type":"a\"b"}`))
+	s := MustNew(f, Options{Kind: "stripe"})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := s.Parse(&Request{Body: body})
+		want, werr := stripeReference(body)
+		if (err == nil) != (werr == nil) || err != nil && !errors.Is(err, relay.ErrInvalidJSON) != !errors.Is(werr, relay.ErrInvalidJSON) {
+			t.Fatalf("Parse err = %v, reference err = %v", err, werr)
+		}
+		if err != nil {
+			return
+		}
+		got := p.Items[0]
+		if got.ID != want.ID || got.Type != want.Type || !got.OccurredAt.Equal(want.OccurredAt) || got.Normal != want.Normal {
+			t.Fatalf("Parse = %+v\nreference %+v", got, want)
+		}
 	})
 }
 
