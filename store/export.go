@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -94,8 +93,8 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 					if err != nil {
 						return err
 					}
-					var raw relay.Raw
-					if err := json.Unmarshal(plain, &raw); err != nil {
+					raw, err := decodeRaw(plain)
+					if err != nil {
 						return fmt.Errorf("decode raw %s: %w", id, err)
 					}
 					it.raw = &raw

@@ -103,7 +103,8 @@ func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 		if err != nil {
 			return err
 		}
-		return json.Unmarshal(plain, &raw)
+		raw, err = decodeRaw(plain)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", id, err)

@@ -171,9 +171,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		if in.Raw != nil {
 			raw, ok := raws[in.Raw]
 			if !ok {
-				if raw, err = json.Marshal(in.Raw); err != nil {
-					return nil, fmt.Errorf("event %d: encode raw: %w", i, err)
-				}
+				raw = encodeRaw(in.Raw)
 				raws[in.Raw] = raw
 			}
 			p.raw = db.sealer.seal(bucketRaws, []byte(p.id), raw)

@@ -130,7 +130,17 @@ type wtx struct {
 	counts map[string]int64
 }
 
-func newWtx(tx *bolt.Tx) *wtx { return &wtx{tx: tx, counts: map[string]int64{}} }
+func newWtx(tx *bolt.Tx) *wtx {
+	for _, name := range appendBuckets {
+		tx.Bucket(name).FillPercent = 1.0
+	}
+	return &wtx{tx: tx, counts: map[string]int64{}}
+}
+
+// appendBuckets are keyed by time (UUIDv7 ids, timed index keys): new keys
+// land at the end, so their pages are filled to the brim rather than split
+// at bbolt's default half.
+var appendBuckets = [][]byte{bucketEvents, bucketEnvelopes, bucketRaws, bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketKeyExp}
 
 func (w *wtx) b(name []byte) *bolt.Bucket { return w.tx.Bucket(name) }
 

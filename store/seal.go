@@ -26,8 +26,9 @@ type Key struct {
 //	0x01 | len(id) | id | 12-byte nonce | ciphertext+tag
 //
 // with the bucket name and record id as additional data, so a sealed value
-// cannot be moved to another record. JSON never starts with 0x01, which
-// tells sealed values from the plain ones written before encryption was on.
+// cannot be moved to another record. JSON (and a binary raw record, 0x02)
+// never starts with 0x01, which tells sealed values from the plain ones
+// written before encryption was on.
 type Sealer struct {
 	active string
 	aeads  map[string]cipher.AEAD
