@@ -29,6 +29,9 @@ const (
 	benchEncKey       = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
 )
 
+// stepNames are the suite's steps in the order they run.
+var stepNames = []string{"bare", "commit", "encryption", "wordpress", "open", "delivery", "e2e", "large"}
+
 type suite struct {
 	bin, dir     string
 	out, log     io.Writer
@@ -58,6 +61,7 @@ func cmdSuite(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&s.c, "c", 64, "connections")
 	fs.IntVar(&s.fillN, "fill", 1_000_000, "events in the large store (memory and start-up); 0 skips")
 	outPath := fs.String("out", "", "write every result as JSON here")
+	only := fs.String("only", "", "run only these steps, comma-separated: "+strings.Join(stepNames, ","))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -70,8 +74,17 @@ func cmdSuite(args []string, stdout, stderr io.Writer) error {
 	defer s.stopAll()
 
 	fmt.Fprintf(s.out, "machine: %d CPUs, %s/%s, Go %s; load generator on the same machine\n\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version())
-	steps := []func() error{s.ingestVsBare, s.commitModes, s.encryption, s.wordpressKind, s.openLoop, s.deliveryThroughput, s.endToEnd, s.largeStore}
-	for _, step := range steps {
+	steps := map[string]func() error{"bare": s.ingestVsBare, "commit": s.commitModes, "encryption": s.encryption,
+		"wordpress": s.wordpressKind, "open": s.openLoop, "delivery": s.deliveryThroughput, "e2e": s.endToEnd, "large": s.largeStore}
+	run := stepNames
+	if *only != "" {
+		run = strings.Split(*only, ",")
+	}
+	for _, name := range run {
+		step, ok := steps[name]
+		if !ok {
+			return fmt.Errorf("no step %q; the steps are %s", name, strings.Join(stepNames, ", "))
+		}
 		if err := step(); err != nil {
 			return err
 		}
