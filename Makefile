@@ -72,9 +72,15 @@ lint:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./cmd/wprelay/
 
-## bench: Go benchmarks of the hot paths
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+## bench: the figures of BENCH.md: Go benchmarks of the hot paths, then the side-by-side
+## suite against the real binary (about 10 minutes on 2 cores; BENCH_FILL=0 skips the
+## 1M-event store). Output in bench-out/.
+BENCH_FILL ?= 1000000
+bench: build
+	$(GO) build -o bin/wprelay-bench ./cmd/wprelay-bench
+	@mkdir -p bench-out
+	$(GO) test -run '^$$' -bench . -benchmem ./relay/... ./store/ | tee bench-out/go.txt
+	bin/wprelay-bench suite -bin $(BIN) -rounds 3 -n 20000 -fill $(BENCH_FILL) -out bench-out/results.json | tee bench-out/suite.txt
 
 clean:
 	rm -rf bin

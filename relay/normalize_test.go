@@ -2,6 +2,7 @@ package relay
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -62,5 +63,18 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	if got := IdempotencyKey("hmac", "", "", []byte("{}")); got != "hmac::sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" {
 		t.Fatal(got)
+	}
+}
+
+// BenchmarkNormalize measures the generic rules on a body whose kind left
+// the subject empty (the costly case: the body is read for an id).
+func BenchmarkNormalize(b *testing.B) {
+	data := []byte(`{"event_type":"post.published","object_ref":"post:42","data":{"id":42,"title":"` + strings.Repeat("x", 900) + `"}}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if n := Normalize(Normal{}, "post.published", data); n.Subject.ID != "post:42" {
+			b.Fatalf("subject %+v", n.Subject)
+		}
 	}
 }

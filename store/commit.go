@@ -149,12 +149,14 @@ func (c *committer) wrap(fn func(*bolt.Tx) error) func(*bolt.Tx) error {
 	}
 }
 
-// noteTx counts tx's commit, once, when it happens.
+// noteTx counts tx's commit, once, when it happens, and sets its buckets up
+// (fillPages) the first time it sees tx.
 func (c *committer) noteTx(tx *bolt.Tx) {
 	c.txMu.Lock()
 	defer c.txMu.Unlock()
 	if c.lastTx != tx {
 		c.lastTx = tx
+		fillPages(tx)
 		tx.OnCommit(func() { c.commits.Add(1) })
 	}
 }

@@ -130,16 +130,20 @@ type wtx struct {
 	counts map[string]int64
 }
 
-func newWtx(tx *bolt.Tx) *wtx {
+func newWtx(tx *bolt.Tx) *wtx { return &wtx{tx: tx, counts: map[string]int64{}} }
+
+// fillPages makes the buckets whose keys only grow fill their pages: new
+// keys land at the end, so bbolt's default (split at half a page) would
+// leave every page half empty. It runs once per write transaction.
+func fillPages(tx *bolt.Tx) {
 	for _, name := range appendBuckets {
-		tx.Bucket(name).FillPercent = 1.0
+		if b := tx.Bucket(name); b != nil {
+			b.FillPercent = 1.0
+		}
 	}
-	return &wtx{tx: tx, counts: map[string]int64{}}
 }
 
-// appendBuckets are keyed by time (UUIDv7 ids, timed index keys): new keys
-// land at the end, so their pages are filled to the brim rather than split
-// at bbolt's default half.
+// appendBuckets are keyed by time (UUIDv7 ids, timed index keys).
 var appendBuckets = [][]byte{bucketEvents, bucketEnvelopes, bucketRaws, bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketKeyExp}
 
 func (w *wtx) b(name []byte) *bolt.Bucket { return w.tx.Bucket(name) }
