@@ -153,7 +153,9 @@ func deleteEvent(w *wtx, id string) error {
 	}
 	bid := []byte(id)
 	dels = append(dels, [2][]byte{bucketEvents, bid}, [2][]byte{bucketEnvelopes, bid}, [2][]byte{bucketRaws, bid})
-	dels = append(dels, r.indexKeys()...)
+	for _, ik := range r.indexKeys() {
+		dels = append(dels, [2][]byte{ik[0], ik[1]})
+	}
 	for _, del := range dels {
 		if err := w.b(del[0]).Delete(del[1]); err != nil {
 			return err

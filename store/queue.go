@@ -42,6 +42,9 @@ type prepared struct {
 	raw       []byte
 	dels      []preparedDelivery
 	pending   int64
+	// puts are the records insert writes as they are (everything but the
+	// ordered deliveries), made outside the transaction.
+	puts [][3][]byte
 }
 
 type preparedDelivery struct {
@@ -176,8 +179,46 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			}
 			p.raw = db.sealer.seal(bucketRaws, []byte(p.id), raw)
 		}
+		p.puts = p.records()
 	}
 	return preps, nil
+}
+
+// records returns the records of a new event that insert writes as they
+// are: the event, its key, envelope, raw request and index entries, and its
+// deliveries but the ordered ones.
+func (p *prepared) records() [][3][]byte {
+	id := []byte(p.id)
+	puts := make([][3][]byte, 0, 10+3*len(p.dels))
+	puts = append(puts,
+		[3][]byte{bucketEvents, id, p.meta},
+		[3][]byte{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)},
+		[3][]byte{bucketKeyExp, timedKey(nil, p.expires, p.key), nil},
+	)
+	if p.envelope != nil {
+		puts = append(puts, [3][]byte{bucketEnvelopes, id, p.envelope})
+	}
+	if p.raw != nil {
+		puts = append(puts, [3][]byte{bucketRaws, id, p.raw})
+	}
+	for _, ik := range p.rec.indexKeys() {
+		if ik[2] == nil {
+			puts = append(puts, [3][]byte{ik[0], ik[1], nil})
+		}
+	}
+	for i := range p.dels {
+		d := &p.dels[i]
+		if d.rec.Order == nil {
+			puts = append(puts, [3][]byte{bucketDeliveries, d.key, d.val})
+			if d.due != nil {
+				puts = append(puts, [3][]byte{bucketDue, d.due, nil})
+			}
+		}
+		if d.request != nil {
+			puts = append(puts, [3][]byte{bucketRequests, d.key, d.request})
+		}
+	}
+	return puts
 }
 
 // Enqueue commits a batch durably before it returns: all of it or, on an
@@ -244,37 +285,15 @@ func (db *DB) insert(w *wtx, p *prepared) error {
 	if w.b(bucketEvents).Get(id) != nil {
 		return fmt.Errorf("event %s already stored", p.id)
 	}
-	puts := [][3][]byte{
-		{bucketEvents, id, p.meta},
-		{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)},
-		{bucketKeyExp, timedKey(nil, p.expires, p.key), nil},
-	}
-	if p.envelope != nil {
-		puts = append(puts, [3][]byte{bucketEnvelopes, id, p.envelope})
-	}
-	if p.raw != nil {
-		puts = append(puts, [3][]byte{bucketRaws, id, p.raw})
-	}
-	for _, ik := range p.rec.indexKeys() {
-		puts = append(puts, [3][]byte{ik[0], ik[1], nil})
-	}
 	var ordered []deliveryRec // copies: this function may run again
 	for i := range p.dels {
 		d := &p.dels[i]
 		if d.rec.Order != nil {
 			ordered = append(ordered, d.rec) // written by enterQueue
-		} else {
-			puts = append(puts, [3][]byte{bucketDeliveries, d.key, d.val})
-			if d.due != nil {
-				puts = append(puts, [3][]byte{bucketDue, d.due, nil})
-			}
-		}
-		if d.request != nil {
-			puts = append(puts, [3][]byte{bucketRequests, d.key, d.request})
 		}
 		w.count("delivery", d.status, 1)
 	}
-	for _, put := range puts {
+	for _, put := range p.puts {
 		if err := w.b(put[0]).Put(put[1], put[2]); err != nil {
 			return fmt.Errorf("put %s: %w", put[0], err)
 		}

@@ -50,16 +50,28 @@ func (r *eventRec) event() relay.Event {
 }
 
 // indexKeys returns the event's keys in the secondary indexes, by bucket.
-func (r *eventRec) indexKeys() [][2][]byte {
+// An event without a tenant or a type has no entry in that index (a filter
+// on it is never empty), but its key is listed, marked by a non-nil third
+// element, so that Prune also clears entries written before that rule.
+func (r *eventRec) indexKeys() [][3][]byte {
 	at := nanos(r.ReceivedAt)
 	id := []byte(r.ID)
-	return [][2][]byte{
+	return [][3][]byte{
 		{bucketByTime, timedKey(nil, at, id)},
 		{bucketByStatus, timedKey(namePrefix(r.Status), at, id)},
 		{bucketBySource, timedKey(namePrefix(r.Source), at, id)},
-		{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id)},
-		{bucketByType, timedKey(namePrefix(r.Type), at, id)},
+		{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id), absent(r.Tenant)},
+		{bucketByType, timedKey(namePrefix(r.Type), at, id), absent(r.Type)},
 	}
+}
+
+// absent marks an index entry that is not written: non-nil when name is
+// empty.
+func absent(name string) []byte {
+	if name == "" {
+		return []byte{}
+	}
+	return nil
 }
 
 // deliveryRec is a delivery as stored: the public fields plus what the
