@@ -26,8 +26,9 @@ type Incoming struct {
 // Batch is what one request commits: all of it or none of it.
 type Batch struct {
 	// Nonce, when set, is a single-use token id (a JWT jti); a nonce seen
-	// before fails the whole batch with ErrReplayed. It is kept until
-	// NonceExpires.
+	// before with the same NonceExpires (a replayed token: its expiry is
+	// signed with its jti) fails the whole batch with ErrReplayed. It is
+	// kept until NonceExpires.
 	Nonce        string
 	NonceExpires time.Time
 	Events       []Incoming

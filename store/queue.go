@@ -72,6 +72,13 @@ func parseKeyRecord(v []byte) (expires uint64, hash [32]byte, id string, ok bool
 	return binary.BigEndian.Uint64(v), hash, string(v[40:]), true
 }
 
+// has reports whether b holds key. (Get cannot tell a key whose value is
+// empty, put earlier in the same transaction, from no key.)
+func has(b *bolt.Bucket, key []byte) bool {
+	k, _ := b.Cursor().Seek(key)
+	return bytes.Equal(k, key)
+}
+
 // validName reports whether s can be part of a key.
 func validName(s string) bool { return s != "" && strings.IndexByte(s, sep) < 0 }
 
@@ -239,15 +246,17 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 	err = db.update(ctx, func(w *wtx) error {
 		outs, added = make([]relay.Outcome, len(preps)), 0
 		if b.Nonce != "" {
+			// A nonce is kept in nonceexp only, under its expiry and itself:
+			// a replayed token brings the same pair (its exp is signed with
+			// its jti), and keys that grow with time are appended rather than
+			// scattered over the pages of a bucket keyed by random jtis.
+			// nonces holds those written before; it is only read.
 			nonce := []byte(b.Nonce)
-			if w.b(bucketNonces).Get(nonce) != nil {
+			key := timedKey(nil, nanos(b.NonceExpires), nonce)
+			if has(w.b(bucketNonceExp), key) || w.b(bucketNonces).Get(nonce) != nil {
 				return fmt.Errorf("nonce: %w", relay.ErrReplayed)
 			}
-			exp := nanos(b.NonceExpires)
-			if err := w.b(bucketNonces).Put(nonce, u64(exp)); err != nil {
-				return err
-			}
-			if err := w.b(bucketNonceExp).Put(timedKey(nil, exp, nonce), nil); err != nil {
+			if err := w.b(bucketNonceExp).Put(key, nil); err != nil {
 				return err
 			}
 		}

@@ -203,7 +203,7 @@ func TestDB_Reopen_KeepsEverything(t *testing.T) {
 	if o := enqueue(t, db, event("k2", t0, "b"))[0]; !o.Duplicate || o.ID != outs[1].ID {
 		t.Errorf("key after reopen: %+v", o)
 	}
-	if _, err := db.Enqueue(ctx, &relay.Batch{Nonce: "jti-1", Events: []relay.Incoming{event("k9", t0)}}); !errors.Is(err, relay.ErrReplayed) {
+	if _, err := db.Enqueue(ctx, &relay.Batch{Nonce: "jti-1", NonceExpires: t0.Add(time.Hour), Events: []relay.Incoming{event("k9", t0)}}); !errors.Is(err, relay.ErrReplayed) {
 		t.Errorf("nonce after reopen: err = %v", err)
 	}
 	if at, ok, _ := db.NextDue(ctx, "a"); !ok || !at.Equal(t0) {
