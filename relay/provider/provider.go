@@ -36,6 +36,10 @@ type Request struct {
 	Header http.Header
 	Body   []byte // raw bytes, exactly as received
 	Now    time.Time
+
+	// verified is what a successful Verify learnt that Parse needs again
+	// (the WordPress kind's token claims), so that it is not decoded twice.
+	verified any
 }
 
 // Item is one event found in a verified request.

@@ -228,10 +228,15 @@ func (w *WordPress) Key(secret string) ([]byte, error) { return standardKey(secr
 // Verify checks r's bearer token and its claims, then its Standard Webhooks
 // signature against keys and its timestamp against the tolerance.
 func (w *WordPress) Verify(r *Request, keys [][]byte) error {
-	if _, err := w.verifyToken(r); err != nil {
+	c, err := w.verifyToken(r)
+	if err != nil {
 		return err
 	}
-	return verifyStandard(r, keys, w.tolerance)
+	if err := verifyStandard(r, keys, w.tolerance); err != nil {
+		return err
+	}
+	r.verified = c
+	return nil
 }
 
 // verifyToken checks r's bearer token: signature, algorithm and claims.
@@ -335,8 +340,14 @@ func (w *WordPress) Parse(r *Request) (*Parsed, error) {
 	if err != nil {
 		return nil, err
 	}
-	var c jwt.RegisteredClaims
-	if _, _, err := w.unsigned.ParseUnverified(raw, &c); err != nil || c.ExpiresAt == nil || c.ID == "" {
+	c, ok := r.verified.(*jwt.RegisteredClaims) // set by Verify
+	if !ok {
+		c = new(jwt.RegisteredClaims)
+		if _, _, err := w.unsigned.ParseUnverified(raw, c); err != nil {
+			return nil, fmt.Errorf("%w: unreadable claims", relay.ErrInvalidToken)
+		}
+	}
+	if c.ExpiresAt == nil || c.ID == "" {
 		return nil, fmt.Errorf("%w: unreadable claims", relay.ErrInvalidToken)
 	}
 	var ev wpEvent
