@@ -40,18 +40,24 @@ type Load struct {
 
 // Result is one run's figures; latencies in milliseconds.
 type Result struct {
-	Name       string         `json:"name"`
-	Mode       string         `json:"mode"`
-	Requests   int            `json:"requests"`
-	Seconds    float64        `json:"seconds"`
-	Throughput float64        `json:"throughput"`
-	P50        float64        `json:"p50_ms"`
-	P90        float64        `json:"p90_ms"`
-	P99        float64        `json:"p99_ms"`
-	P999       float64        `json:"p999_ms"`
-	Max        float64        `json:"max_ms"`
-	Errors     int            `json:"errors"`
-	Statuses   map[string]int `json:"statuses"`
+	Name       string  `json:"name"`
+	Mode       string  `json:"mode"`
+	Requests   int     `json:"requests"`
+	Seconds    float64 `json:"seconds"`
+	Throughput float64 `json:"throughput"`
+	P50        float64 `json:"p50_ms"`
+	P90        float64 `json:"p90_ms"`
+	P99        float64 `json:"p99_ms"`
+	P999       float64 `json:"p999_ms"`
+	Max        float64 `json:"max_ms"`
+	Errors     int     `json:"errors"`
+	// CPU per request, in microseconds, of the server and of the load
+	// generator, and the machine's idle share (%) during the run; the
+	// suite fills them (clock ticks of 10 ms: rough on short runs).
+	ServerCPU float64        `json:"server_cpu_us"`
+	ClientCPU float64        `json:"client_cpu_us"`
+	Idle      float64        `json:"idle_pct"`
+	Statuses  map[string]int `json:"statuses"`
 	// Sent maps idempotency-relevant event ids to their send times, for
 	// end-to-end latency (filled only when asked).
 	Sent map[string]time.Time `json:"-"`
@@ -239,8 +245,8 @@ func cmdLoad(args []string, stdout io.Writer) error {
 }
 
 func printTable(w io.Writer, rs []Result) {
-	fmt.Fprintf(w, "%-34s %-11s %8s %9s %8s %8s %8s %8s %8s %6s\n", "run", "mode", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "max ms", "errors")
+	fmt.Fprintf(w, "%-34s %-11s %8s %9s %8s %8s %8s %8s %8s %6s %7s %7s %5s\n", "run", "mode", "requests", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9", "max ms", "errors", "srv µs", "gen µs", "idle")
 	for _, r := range rs {
-		fmt.Fprintf(w, "%-34s %-11s %8d %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %6d\n", r.Name, r.Mode, r.Requests, r.Throughput, r.P50, r.P90, r.P99, r.P999, r.Max, r.Errors)
+		fmt.Fprintf(w, "%-34s %-11s %8d %9.0f %8.2f %8.2f %8.2f %8.2f %8.2f %6d %7.0f %7.0f %4.0f%%\n", r.Name, r.Mode, r.Requests, r.Throughput, r.P50, r.P90, r.P99, r.P999, r.Max, r.Errors, r.ServerCPU, r.ClientCPU, r.Idle)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,6 +47,7 @@ type suite struct {
 	delivered    atomic.Int64
 	gate         chan struct{}
 	targetURL    string
+	pids         map[string]int // server address → its process, for CPU figures
 }
 
 func cmdSuite(args []string, stdout, stderr io.Writer) error {
@@ -54,7 +56,7 @@ func cmdSuite(args []string, stdout, stderr io.Writer) error {
 		"throughput, end-to-end latency, memory and start-up on a large store. Rounds alternate\n"+
 		"A and B so drift on a shared machine hits both alike.",
 		"  go build -o bin/wprelay ./cmd/wprelay && wprelay-bench suite -bin bin/wprelay -out bench-results.json")
-	s := &suite{out: stdout, log: stderr}
+	s := &suite{out: stdout, log: stderr, pids: map[string]int{}}
 	fs.StringVar(&s.bin, "bin", "bin/wprelay", "the wprelay binary")
 	fs.IntVar(&s.rounds, "rounds", 3, "A/B rounds per comparison")
 	fs.IntVar(&s.n, "n", 20000, "requests per closed-loop run")
@@ -155,6 +157,7 @@ sources:
 		return nil, err
 	}
 	s.procs = append(s.procs, p.cmd)
+	s.pids[p.public] = p.cmd.Process.Pid
 	for time.Since(start) < 60*time.Second {
 		resp, err := http.Get("http://" + p.admin + "/readyz")
 		if err == nil {
@@ -194,6 +197,7 @@ func (s *suite) startBare() (string, error) {
 		return "", err
 	}
 	s.procs = append(s.procs, cmd)
+	s.pids[addr] = cmd.Process.Pid
 	for i := 0; i < 1000; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
@@ -209,10 +213,16 @@ func (s *suite) load(name, url, kind string, n int, rate float64, track bool) (R
 	if kind == "wordpress" {
 		l.Secret, l.JWTSecret, l.Issuer = benchSiteSigning, benchSiteJWT, benchIssuer
 	}
+	pid := 0
+	if u, err := neturl.Parse(url); err == nil {
+		pid = s.pids[u.Host]
+	}
+	before := sampleCPU(pid)
 	r, err := l.Run(context.Background(), name, track)
 	if err != nil {
 		return r, err
 	}
+	r.cpu(before, sampleCPU(pid))
 	if r.Errors > 0 {
 		return r, fmt.Errorf("%s: %d errors: %v", name, r.Errors, r.Statuses)
 	}
@@ -250,6 +260,14 @@ func (s *suite) ab(title string, a, b func(round int) (Result, error)) ([]Result
 	fmt.Fprintf(s.out, "## %s\n", title)
 	printTable(s.out, append(slices.Clone(as), bs...))
 	return as, bs, nil
+}
+
+func field(rs []Result, f func(Result) float64) []float64 {
+	var out []float64
+	for _, r := range rs {
+		out = append(out, f(r))
+	}
+	return out
 }
 
 func throughputs(rs []Result) []float64 {
@@ -293,9 +311,21 @@ func (s *suite) ingestVsBare() error {
 	for i := range as {
 		ratios = append(ratios, bs[i].Throughput/as[i].Throughput)
 	}
-	s.note("ingest/bare throughput ratio: median %.0f%% (rounds: %s); bare median %.0f req/s, wprelay median %.0f req/s, wprelay p99 median %.2f ms\n",
-		100*median(ratios), pcts(ratios), median(throughputs(as)), median(throughputs(bs)), median(p99s(bs)))
+	s.note("ingest/bare throughput ratio: median %.0f%% (rounds: %s); bare median %.0f req/s, wprelay median %.0f req/s, wprelay p99 median %.2f ms\n"+
+		"CPU per request (median): bare handler %.0f µs, wprelay %.0f µs; load generator %.0f µs (bare runs) and %.0f µs (wprelay runs); machine idle %.0f%% (bare) and %.0f%% (wprelay)\n",
+		100*median(ratios), pcts(ratios), median(throughputs(as)), median(throughputs(bs)), median(p99s(bs)),
+		median(field(as, func(r Result) float64 { return r.ServerCPU })), median(field(bs, func(r Result) float64 { return r.ServerCPU })),
+		median(field(as, func(r Result) float64 { return r.ClientCPU })), median(field(bs, func(r Result) float64 { return r.ClientCPU })),
+		median(field(as, func(r Result) float64 { return r.Idle })), median(field(bs, func(r Result) float64 { return r.Idle })))
 	return nil
+}
+
+func msList(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.2f ms", x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func pcts(xs []float64) string {
@@ -398,13 +428,21 @@ func (s *suite) openLoop() error {
 		return err
 	}
 	defer p.stop()
-	res, err := s.load("wprelay stripe open loop", "http://"+p.public+"/hooks/stripe", "stripe", 20000, 2000, false)
-	if err != nil {
-		return err
+	var rs []Result
+	for r := range s.rounds {
+		res, err := s.load(fmt.Sprintf("wprelay stripe open loop r%d", r+1), "http://"+p.public+"/hooks/stripe", "stripe", 20000, 2000, false)
+		if err != nil {
+			return err
+		}
+		rs = append(rs, res)
 	}
 	fmt.Fprintln(s.out, "## open loop (latency from the intended send time)")
-	printTable(s.out, []Result{res})
-	s.note("open loop 2000/s: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, max %.2f ms\n", res.P50, res.P99, res.P999, res.Max)
+	printTable(s.out, rs)
+	var p50s []float64
+	for _, r := range rs {
+		p50s = append(p50s, r.P50)
+	}
+	s.note("open loop 2000/s: median p50 %.2f ms, median p99 %.2f ms (rounds: %s)\n", median(p50s), median(p99s(rs)), msList(p99s(rs)))
 	return nil
 }
 
@@ -611,4 +649,66 @@ func rss(pid int) memory {
 		}
 	}
 	return m
+}
+
+// cpuSample is where the CPU clocks stood: the server's (utime+stime of
+// its process), the load generator's (this process) and the machine's
+// idle and total time.
+type cpuSample struct {
+	server, client time.Duration
+	idle, total    uint64
+}
+
+func sampleCPU(pid int) cpuSample {
+	var c cpuSample
+	if pid > 0 {
+		c.server = procCPU(fmt.Sprintf("/proc/%d/stat", pid))
+	}
+	c.client = procCPU("/proc/self/stat")
+	if data, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(data), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseUint(f, 10, 64)
+			c.total += v
+			if i == 3 || i == 4 { // idle, iowait
+				c.idle += v
+			}
+		}
+	}
+	return c
+}
+
+// procCPU is a process's user+system time from its stat file.
+func procCPU(path string) time.Duration {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: fields count from after its ')'.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
+// cpu fills r's CPU figures from two samples around its run.
+func (r *Result) cpu(a, b cpuSample) {
+	if r.Requests == 0 {
+		return
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(r.Requests) }
+	if b.server > 0 {
+		r.ServerCPU = per(b.server - a.server)
+	}
+	r.ClientCPU = per(b.client - a.client)
+	if b.total > a.total {
+		r.Idle = 100 * float64(b.idle-a.idle) / float64(b.total-a.total)
+	}
 }
