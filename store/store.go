@@ -99,6 +99,9 @@ type Options struct {
 	// Sealer, when set, encrypts raw bodies and envelopes at rest. Open
 	// fails with ErrWrongKey when its keys cannot open the store.
 	Sealer *Sealer
+	// BatchDelay is CommitBatch's window (bbolt's MaxBatchDelay).
+	// Default: 10ms.
+	BatchDelay time.Duration
 	// OnCommit, when set, is told the size and duration of every commit
 	// (for metrics). It runs on the commit path: keep it cheap.
 	OnCommit func(ops int, took time.Duration)
@@ -140,6 +143,9 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, err
 	}
 	db.bolt = bdb
+	if o.BatchDelay > 0 {
+		bdb.MaxBatchDelay = o.BatchDelay
+	}
 	var recovered int
 	err = bdb.Update(func(tx *bolt.Tx) error {
 		if err := initSchema(tx); err != nil {

@@ -614,7 +614,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommi
 		return nil, err
 	}
 	db, err := store.Open(filepath.Join(cfg.DataDir, "wprelay.db"), store.Options{
-		Commit: cfg.Store.Commit, Logger: log, OnCommit: onCommit, Sealer: sealer,
+		Commit: cfg.Store.Commit, BatchDelay: time.Duration(cfg.Store.BatchDelay), Logger: log, OnCommit: onCommit, Sealer: sealer,
 	})
 	if err != nil {
 		return nil, err

@@ -91,6 +91,10 @@ type Store struct {
 	Kind   string `yaml:"kind"`   // bbolt (default) or mysql (MariaDB ≥ 10.6, MySQL ≥ 8.0)
 	DSN    Secret `yaml:"dsn"`    // for kind mysql: go-sql-driver DSN, e.g. user:pass@tcp(host:3306)/db?tls=true; required
 	Commit string `yaml:"commit"` // bbolt group commit: loop (default), batch, single
+	// BatchDelay is how long commit: batch collects writes before it
+	// commits (bbolt's MaxBatchDelay). Default 10ms. For comparisons only:
+	// the loop needs no window.
+	BatchDelay Duration `yaml:"batch_delay"`
 	// TablePrefix prefixes the mysql store's tables (letters, digits, _;
 	// at most 32), so they can share the WordPress database. Default
 	// "wprelay_".

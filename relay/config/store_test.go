@@ -23,6 +23,9 @@ func TestValidate_StoreMySQL(t *testing.T) {
 		{`{kind: mysql, dsn: "${DSN}", table_prefix: "wp-relay"}`, "store.table_prefix"},
 		{`{kind: mysql, dsn: "${DSN}", max_conns: -1}`, "store.max_conns"},
 		{`{kind: postgres}`, "unknown store"},
+		{`{kind: bbolt, commit: batch, batch_delay: 1ms}`, ""},
+		{`{kind: bbolt, commit: batch, batch_delay: 5s}`, "store.batch_delay"},
+		{`{kind: bbolt, commit: sometimes}`, "store.commit"},
 	} {
 		cfg, err := Parse([]byte(sample+"store: "+tc.store+"\n"), env)
 		if err != nil {

@@ -78,6 +78,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("store.commit", "unknown commit mode %q (use loop, batch or single)", c.Store.Commit)
 	}
+	if c.Store.BatchDelay < 0 || c.Store.BatchDelay > Duration(time.Second) {
+		bad("store.batch_delay", "must be between 0 and 1s, got %s", time.Duration(c.Store.BatchDelay))
+	}
 	switch c.Log.Format {
 	case "", "auto", "text", "json":
 	default:
