@@ -38,6 +38,14 @@ func fill(dir string, n int, progress io.Writer) error {
 	body := []byte(`{"id":"evt","object":"event","type":"invoice.created","data":{"object":{"pad":"` + strings.Repeat("x", 900) + `"}}}`)
 	base := time.Now().Add(-24 * time.Hour)
 	const batch = 1000
+	// On a terminal the progress line rewrites itself; in a log, one line
+	// per 100,000 events.
+	cr, nl := "", "\n"
+	if f, ok := progress.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			cr, nl = "\r", ""
+		}
+	}
 	for i := 0; i < n; i += batch {
 		b := &relay.Batch{}
 		for j := i; j < min(i+batch, n); j++ {
@@ -58,9 +66,9 @@ func fill(dir string, n int, progress io.Writer) error {
 			return err
 		}
 		if (i/batch)%100 == 0 {
-			fmt.Fprintf(progress, "\rfill: %d/%d events", i, n)
+			fmt.Fprintf(progress, "%sfill: %d/%d events%s", cr, i, n, nl)
 		}
 	}
-	fmt.Fprintf(progress, "\rfill: %d/%d events\n", n, n)
+	fmt.Fprintf(progress, "%sfill: %d/%d events\n", cr, n, n)
 	return db.Close()
 }
