@@ -635,15 +635,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeStatusID writes the answer for one event, {"status":…,"id":…}, as
-// writeJSON would, without reflection: it is the answer to nearly every
-// request. id is a UUID (nothing in it to escape).
+// writeStatusID writes the answer for one event, {"id":…,"status":…}: the
+// bytes writeJSON writes for it (keys sorted), without reflection, as it is
+// the answer to nearly every request. id is a UUID (nothing to escape).
 func writeStatusID(w http.ResponseWriter, status int, word, id string) {
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	b := make([]byte, 0, 32+len(word)+len(id))
-	b = append(append(append(b, `{"status":"`...), word...), `","id":"`...)
-	b = append(append(b, id...), "\"}\n"...)
+	b = append(append(append(b, `{"id":"`...), id...), `","status":"`...)
+	b = append(append(b, word...), "\"}\n"...)
 	_, _ = w.Write(b)
 }
 

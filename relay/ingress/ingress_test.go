@@ -257,3 +257,17 @@ func TestPublicURL_TenantInPath(t *testing.T) {
 		t.Fatalf("publicURL without tenant = %q", got)
 	}
 }
+
+// The one-event answer is written by hand; its bytes are what encoding a
+// map gave before (clients and the install guide's test read them).
+func TestWriteStatusID_SameBytesAsJSON(t *testing.T) {
+	for _, word := range []string{"queued", "duplicate"} {
+		id := "01a222e1-152a-7e4a-a7bc-ac0c9c85f59a"
+		got, want := httptest.NewRecorder(), httptest.NewRecorder()
+		writeStatusID(got, http.StatusAccepted, word, id)
+		writeJSON(want, http.StatusAccepted, map[string]string{"status": word, "id": id})
+		if got.Body.String() != want.Body.String() || got.Header().Get("Content-Type") != want.Header().Get("Content-Type") {
+			t.Errorf("writeStatusID = %q (%s), want %q (%s)", got.Body, got.Header().Get("Content-Type"), want.Body, want.Header().Get("Content-Type"))
+		}
+	}
+}

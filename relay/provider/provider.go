@@ -47,7 +47,7 @@ type Item struct {
 	ID         string          // the provider's event id; "" when it gives none
 	Type       string          // event type, e.g. "invoice.created"
 	OccurredAt time.Time       // zero when the provider does not say
-	Body       json.RawMessage // this event's JSON (an element of a batch, or the whole body)
+	Body       json.RawMessage // this event's JSON (an element of a batch, or the whole body); always valid JSON, which relay.Envelope.Encode relies on
 	Discard    bool            // stored with status discarded and never routed (GitHub ping)
 	// Normal is the kind's reading of the event for the envelope: actor,
 	// subject and action, as far as the provider says. Empty fields are
