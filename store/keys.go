@@ -37,6 +37,14 @@ import (
 //	subjq       target 0x00 key 0x00 occurred_at id → ""  (ordered deliveries not yet final)
 //	subjlast    target 0x00 key                   → occurred_at (8) + id of the newest delivered
 //	counters    name                              → count (8) + expiry (8)
+//
+// Version 3 (records written since; what versions 1 and 2 wrote is still
+// read):
+//
+//	raws        id                                → 0x02 binary record (rawcodec.go), not JSON
+//	envelopes   id                                → 0x03 + the envelope up to "data": when it ends with the raw body (envsplice.go)
+//	nonceexp    expiry nonce                      → ""  alone: nonces is no longer written
+//	bytenant, bytype                              → no entry for an empty tenant or type
 
 // sep separates a name from the rest of a key.
 const sep = 0x00

@@ -49,7 +49,7 @@ func loadEvent(tx *bolt.Tx, id string, envelope bool, sealer *Sealer) (*relay.Ev
 func withDeliveries(tx *bolt.Tx, r *eventRec, envelope bool, sealer *Sealer) (*relay.Event, error) {
 	e := r.event()
 	if envelope {
-		env, err := sealer.open(bucketEnvelopes, []byte(r.ID), tx.Bucket(bucketEnvelopes).Get([]byte(r.ID)))
+		env, err := loadEnvelope(tx, sealer, []byte(r.ID))
 		if err != nil {
 			return nil, err
 		}

@@ -177,7 +177,11 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			return nil, fmt.Errorf("event %d: encode: %w", i, err)
 		}
 		p.meta = meta
-		p.envelope = db.sealer.seal(bucketEnvelopes, []byte(p.id), e.Envelope)
+		env := e.Envelope
+		if in.Raw != nil && env != nil {
+			env = spliceEnvelope(env, in.Raw.Body)
+		}
+		p.envelope = db.sealer.seal(bucketEnvelopes, []byte(p.id), env)
 		if in.Raw != nil {
 			raw, ok := raws[in.Raw]
 			if !ok {
@@ -472,7 +476,7 @@ func (db *DB) claimOne(w *wtx, d *deliveryRec, until uint64) (relay.Job, error) 
 	if _, err := getJSON(w.tx, bucketEvents, []byte(d.EventID), &e); err != nil {
 		return relay.Job{}, err
 	}
-	env, err := db.sealer.open(bucketEnvelopes, []byte(d.EventID), w.b(bucketEnvelopes).Get([]byte(d.EventID)))
+	env, err := loadEnvelope(w.tx, db.sealer, []byte(d.EventID))
 	if err != nil {
 		return relay.Job{}, err
 	}

@@ -35,9 +35,14 @@ import (
 )
 
 // schemaVersion is the layout version kept in the meta bucket. Version 2
-// added the buckets of v2Buckets; Open upgrades a version 1 file (the new
-// buckets start empty), OpenReadOnly reads one as is.
-const schemaVersion = 2
+// added the buckets of v2Buckets; version 3 writes raw requests in binary,
+// envelopes spliced with their raw body (envsplice.go), nonces in nonceexp
+// alone, and no index entry for an empty tenant or type — and reads all
+// that versions 1 and 2 wrote. Open upgrades a version 1 or 2 file (new
+// buckets start empty; no record is rewritten), OpenReadOnly reads one as
+// is. A binary that knows only version 2 refuses a version 3 file rather
+// than misread it.
+const schemaVersion = 3
 
 // Bucket names.
 var (
@@ -241,8 +246,9 @@ func initSchema(tx *bolt.Tx) error {
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	if v := meta.Get([]byte("version")); v == nil || getInt64(v) == 1 {
-		// New, or version 1 upgraded: the v2 buckets were just created.
+	if v := meta.Get([]byte("version")); v == nil || getInt64(v) < schemaVersion {
+		// New, or an earlier version upgraded: the v2 buckets were just
+		// created; version 3 changed how records are written, not where.
 		if err := meta.Put([]byte("version"), putInt64(schemaVersion)); err != nil {
 			return err
 		}
@@ -250,8 +256,8 @@ func initSchema(tx *bolt.Tx) error {
 	return checkSchema(tx)
 }
 
-// checkSchema checks that the schema version is one this code reads (1 or
-// 2) and that its buckets exist. Code that reads a v2 bucket copes with its
+// checkSchema checks that the schema version is one this code reads (1 to
+// 3) and that its buckets exist. Code that reads a v2 bucket copes with its
 // absence (a version 1 file opened read-only).
 func checkSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
