@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,14 +23,24 @@ import (
 	"time"
 )
 
-const (
-	benchStripeSecret = "whsec_bench_stripe_0123456789abcdef"
-	benchSiteJWT      = "bench-site-jwt-secret-0123456789abcdef-0123"
-	benchSiteSigning  = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	benchAdminToken   = "bench-admin-token-0123456789abcdef"
-	benchIssuer       = "http://bench.example"
-	benchEncKey       = "q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq8M="
+const benchIssuer = "http://bench.example"
+
+// The suite's secrets are made when it runs: the sidecars it starts and the
+// load it sends share them, and nothing else needs them.
+var (
+	benchStripeSecret = "whsec_" + randomB64(24)
+	benchSiteJWT      = randomB64(32)
+	benchSiteSigning  = "whsec_" + randomB64(24)
+	benchAdminToken   = randomB64(24)
+	benchEncKey       = randomB64(32) // AES-256
 )
+
+// randomB64 returns n random bytes in standard base64.
+func randomB64(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read does not fail
+	return base64.StdEncoding.EncodeToString(b)
+}
 
 // stepNames are the suite's steps in the order they run.
 var stepNames = []string{"bare", "commit", "encryption", "wordpress", "open", "delivery", "e2e", "large"}

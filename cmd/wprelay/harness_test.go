@@ -60,8 +60,9 @@ const (
 	githubSecret  = "e2e-github-secret-8f14e45fceea167a"
 	adminToken    = "e2e-admin-token-c9f0f895fb98ab91"
 	wpJWTSecret   = "e2e-wp-jwt-secret-45c48cce2e2d7fbd"
-	wpSigning     = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 )
+
+var wpSigning = testWhsec()
 
 var allSecrets = []string{stripeSecret, stripeSecret2, githubSecret, adminToken, wpJWTSecret, wpSigning}
 

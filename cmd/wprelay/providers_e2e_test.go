@@ -26,16 +26,17 @@ import (
 )
 
 const (
-	shopifySecret  = "e2e-shopify-secret-3c59dc048e8850243be8"
-	slackSecret    = "e2e-slack-signing-secret-a87ff679a2f3e71d"
-	hubspotSecret  = "e2e-hubspot-client-secret-e4da3b7fbbce2345"
-	wooSecret      = "e2e-woo-secret-1679091c5a880faf6fb5e6087eb1b2dc"
-	standardSecret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-	hmacSecret     = "e2e-hmac-secret-8f14e45fceea167a5a36dedd"
-	siteJWT        = "e2e-site-jwt-secret-c4ca4238a0b923820dcc509a"
-	hubspotPublic  = "https://hooks.example.com/hooks/hubspot"
-	siteIssuer     = "https://shop.example.com"
+	shopifySecret = "e2e-shopify-secret-3c59dc048e8850243be8"
+	slackSecret   = "e2e-slack-signing-secret-a87ff679a2f3e71d"
+	hubspotSecret = "e2e-hubspot-client-secret-e4da3b7fbbce2345"
+	wooSecret     = "e2e-woo-secret-1679091c5a880faf6fb5e6087eb1b2dc"
+	hmacSecret    = "e2e-hmac-secret-8f14e45fceea167a5a36dedd"
+	siteJWT       = "e2e-site-jwt-secret-c4ca4238a0b923820dcc509a"
+	hubspotPublic = "https://hooks.example.com/hooks/hubspot"
+	siteIssuer    = "https://shop.example.com"
 )
+
+var standardSecret = testWhsec()
 
 func init() {
 	allSecrets = append(allSecrets, shopifySecret, slackSecret, hubspotSecret, wooSecret, standardSecret, hmacSecret, siteJWT)

@@ -32,14 +32,17 @@ var signKinds = map[string]struct {
 	"hubspot": {[]string{"--public-url", "https://hooks.example.com/hooks/hubspot"}, "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy",
 		provider.Options{PublicURL: "https://hooks.example.com/hooks/hubspot"}, `[{"eventId":1,"subscriptionType":"contact.creation","objectId":123}]`},
 	"woocommerce": {[]string{"--type", "order.created"}, "wc&amp;secret", provider.Options{}, `{"id":727,"date_modified_gmt":"2026-11-28T09:59:51"}`},
-	"standard":    {nil, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", provider.Options{}, `{"type":"contact.created","data":{"id":"c_1"}}`},
+	"standard":    {nil, signWhsec, provider.Options{}, `{"type":"contact.created","data":{"id":"c_1"}}`},
 	"hmac": {[]string{"--hmac-header", "X-Signature", "--hmac-prefix", "sha256=", "--hmac-template", "{timestamp}.{body}", "--hmac-timestamp-header", "X-Timestamp"},
 		"hmac-sign-test", provider.Options{HMAC: provider.HMACOptions{Header: "X-Signature", Prefix: "sha256=", Template: "{timestamp}.{body}", TimestampHeader: "X-Timestamp"}},
 		`{"type":"a.b"}`},
-	"wordpress": {[]string{"--issuer", "https://example.com", "--jwt-secret", "site-jwt-secret-0123456789abcdef-0123"}, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	"wordpress": {[]string{"--issuer", "https://example.com", "--jwt-secret", "site-jwt-secret-0123456789abcdef-0123"}, signWhsec,
 		provider.Options{Issuer: "https://example.com", JWTSecret: "site-jwt-secret-0123456789abcdef-0123"},
 		`{"event_type":"post.published","object_ref":"post:1","idempotency_key":"k-1","occurred_at":"2026-11-28T10:00:00Z","data":{}}`},
 }
+
+// signWhsec is the standard and wordpress kinds' signing secret.
+var signWhsec = testWhsec()
 
 // checkSigned checks a request made from the sign command's output with
 // the kind's verifier.
@@ -248,7 +251,7 @@ func TestSign_UsageErrors(t *testing.T) {
 		"bad header":       {"sign", "--kind", "stripe", "--secret", "s", "--header", "nocolon"},
 		"bad secret":       {"sign", "--kind", "standard", "--secret", "not-whsec"},
 		"hubspot relative": {"sign", "--kind", "hubspot", "--secret", "s", "--public-url", "/hooks/h"},
-		"wordpress no jwt": {"sign", "--kind", "wordpress", "--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--issuer", "https://example.com"},
+		"wordpress no jwt": {"sign", "--kind", "wordpress", "--secret", signWhsec, "--issuer", "https://example.com"},
 		"missing file":     {"sign", "--kind", "stripe", "--secret", "s", "--file", "/nonexistent/body.json"},
 		"argument":         {"sign", "--kind", "stripe", "--secret", "s", "extra"},
 	} {

@@ -172,8 +172,7 @@ func buildFixtures(t *testing.T) fixtures {
 		{"malformed", "not.a.token!", false, "malformed"},
 	}
 
-	secret := "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	oldSecret := "whsec_dGhlLW9sZC1zZWNyZXQtZm9yLXJvdGF0aW9uLXRlc3Q="
+	secret, oldSecret := testWhsec(), testWhsec()
 	body := `{"id":"evt_1","type":"invoice.created","data":{"amount":2000,"note":"caf\u00e9 \"quoted\""}}`
 	whSign := func(sec, id string, ts time.Time, b string) string {
 		wh, err := standardwebhooks.NewWebhook(sec)
