@@ -12,7 +12,7 @@ import (
 const automationSample = `
 admin: {token: "${ADMIN_TOKEN}"}
 sources:
-  - {name: site, kind: wordpress, issuer: "https://example.com", jwt_secret: "${SITE_JWT}", secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+  - {name: site, kind: wordpress, issuer: "https://example.com", jwt_secret: "${SITE_JWT}", secrets: ["${SITE_SIGNING}"]}
   - {name: stripe, kind: stripe, secrets: ["${STRIPE}"]}
 targets:
   - {name: results, kind: wordpress, url: "https://example.com/wp-json/wprelay/v1/results", jwt_secret: "${WP_JWT}"}
@@ -52,7 +52,7 @@ routes:
 
 func automationEnv() Env {
 	return testEnv(map[string]string{
-		"ADMIN_TOKEN": "0123456789abcdef0123", "SITE_JWT": "site-jwt-secret-0123456789abcdef0123", "STRIPE": "whsec_s", "WP_JWT": "wp-jwt",
+		"ADMIN_TOKEN": "0123456789abcdef0123", "SITE_JWT": "site-jwt-secret-0123456789abcdef0123", "SITE_SIGNING": "whsec_c2l0ZS1zaWduaW5n", "STRIPE": "whsec_s", "WP_JWT": "wp-jwt",
 		"AI_API_KEY": "sk-live-ai", "TEAM_KEY": "team-key", "CRM_SECRET": "crm-secret", "STAGING_PASS": "pw",
 	}, nil)
 }
