@@ -37,7 +37,7 @@ func spliceEnvelope(env, body []byte) []byte {
 // loadEnvelope returns event id's envelope as it was enqueued (nil when it
 // has none).
 func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
-	env, err := sealer.open(bucketEnvelopes, id, tx.Bucket(bucketEnvelopes).Get(id))
+	env, err := sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
 	if err != nil || len(env) == 0 || env[0] != envSpliced {
 		return env, err
 	}
@@ -45,7 +45,7 @@ func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
 	if v == nil {
 		return nil, fmt.Errorf("envelope %s: its raw request, which holds its data, is missing", id)
 	}
-	plain, err := sealer.open(bucketRaws, id, v)
+	plain, err := sealer.Open(bucketRaws, string(id), v)
 	if err != nil {
 		return nil, err
 	}

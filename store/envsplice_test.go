@@ -63,7 +63,7 @@ func TestEnvelope_SplicedRoundTrip(t *testing.T) {
 			}
 			id := []byte(in.Event.ID)
 			_ = db.bolt.View(func(tx *bolt.Tx) error {
-				stored, err := db.sealer.open(bucketEnvelopes, id, tx.Bucket(bucketEnvelopes).Get(id))
+				stored, err := db.sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
 				if err != nil || len(stored) == 0 || stored[0] != envSpliced || bytes.Contains(stored, body) {
 					t.Errorf("stored envelope = %q, %v; want it spliced, without the body", stored, err)
 				}

@@ -89,7 +89,7 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 				}
 				it := item{e: e}
 				if v := tx.Bucket(bucketRaws).Get(id); v != nil {
-					plain, err := db.sealer.open(bucketRaws, id, v)
+					plain, err := db.sealer.Open(bucketRaws, string(id), v)
 					if err != nil {
 						return err
 					}

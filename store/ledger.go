@@ -79,7 +79,7 @@ func loadRequest(tx *bolt.Tx, d *deliveryRec, sealer *Sealer) (*relay.Request, e
 	if v == nil {
 		return nil, nil
 	}
-	plain, err := sealer.open(bucketRequests, k, v)
+	plain, err := sealer.Open(bucketRequests, string(k), v)
 	if err != nil {
 		return nil, err
 	}
@@ -99,7 +99,7 @@ func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 		if v == nil {
 			return relay.ErrNotFound
 		}
-		plain, err := db.sealer.open(bucketRaws, []byte(id), v)
+		plain, err := db.sealer.Open(bucketRaws, id, v)
 		if err != nil {
 			return err
 		}

@@ -145,7 +145,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				if err != nil {
 					return nil, fmt.Errorf("event %d: encode request: %w", i, err)
 				}
-				pd.request = db.sealer.seal(bucketRequests, pd.key, req)
+				pd.request = db.sealer.Seal(bucketRequests, string(pd.key), req)
 				d.Request = nil
 			}
 			if d.Order != nil && (d.Status != relay.DeliveryPending || !validName(d.Order.Key)) {
@@ -181,14 +181,14 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		if in.Raw != nil && env != nil {
 			env = spliceEnvelope(env, in.Raw.Body)
 		}
-		p.envelope = db.sealer.seal(bucketEnvelopes, []byte(p.id), env)
+		p.envelope = db.sealer.Seal(bucketEnvelopes, p.id, env)
 		if in.Raw != nil {
 			raw, ok := raws[in.Raw]
 			if !ok {
 				raw = encodeRaw(in.Raw)
 				raws[in.Raw] = raw
 			}
-			p.raw = db.sealer.seal(bucketRaws, []byte(p.id), raw)
+			p.raw = db.sealer.Seal(bucketRaws, p.id, raw)
 		}
 		p.puts = p.records()
 	}

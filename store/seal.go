@@ -3,127 +3,27 @@ package store
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"errors"
 	"fmt"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/internal/seal"
 )
 
-// Key is one encryption key: an id stored with every record it seals, and
-// 32 bytes of AES-256 key.
-type Key struct {
-	ID     string
-	Secret []byte
-}
-
-// Sealer encrypts raw bodies and envelopes at rest with AES-256-GCM. The
-// first key seals; every key opens (rotation). Each sealed value is
-//
-//	0x01 | len(id) | id | 12-byte nonce | ciphertext+tag
-//
-// with the bucket name and record id as additional data, so a sealed value
-// cannot be moved to another record. JSON (and a binary raw record, 0x02)
-// never starts with 0x01, which tells sealed values from the plain ones
-// written before encryption was on.
-type Sealer struct {
-	active string
-	aeads  map[string]cipher.AEAD
-}
-
-const sealMark = 0x01
+// Key, Sealer and ErrWrongKey are the shared ones (internal/seal): both
+// stores seal in one format.
+type (
+	Key    = seal.Key
+	Sealer = seal.Sealer
+)
 
 // ErrWrongKey is returned at Open when the configured keys cannot open what
 // the store holds.
-var ErrWrongKey = errors.New("encryption key does not match the store")
+var ErrWrongKey = seal.ErrWrongKey
 
 // NewSealer returns a sealer for keys; keys[0] seals.
-func NewSealer(keys []Key) (*Sealer, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("encryption: no keys")
-	}
-	s := &Sealer{active: keys[0].ID, aeads: map[string]cipher.AEAD{}}
-	for i, k := range keys {
-		if k.ID == "" || len(k.ID) > 64 {
-			return nil, fmt.Errorf("encryption key %d: id must be 1 to 64 characters", i)
-		}
-		if len(k.Secret) != 32 {
-			return nil, fmt.Errorf("encryption key %q: must be 32 bytes (base64 of 32 random bytes: head -c32 /dev/urandom | base64), got %d", k.ID, len(k.Secret))
-		}
-		if _, dup := s.aeads[k.ID]; dup {
-			return nil, fmt.Errorf("encryption key %q: listed twice", k.ID)
-		}
-		block, err := aes.NewCipher(k.Secret)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, err
-		}
-		s.aeads[k.ID] = aead
-	}
-	return s, nil
-}
-
-// seal encrypts plain for record id of bucket. A nil sealer returns plain.
-func (s *Sealer) seal(bucket, id, plain []byte) []byte {
-	if s == nil || plain == nil {
-		return plain
-	}
-	aead := s.aeads[s.active]
-	out := make([]byte, 0, 2+len(s.active)+aead.NonceSize()+len(plain)+aead.Overhead())
-	out = append(out, sealMark, byte(len(s.active)))
-	out = append(out, s.active...)
-	nonce := out[len(out) : len(out)+aead.NonceSize()]
-	if _, err := rand.Read(nonce); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	out = out[:len(out)+aead.NonceSize()]
-	return aead.Seal(out, nonce, plain, aad(bucket, id))
-}
-
-// open decrypts v (a copy is returned either way). Plain values pass through.
-func (s *Sealer) open(bucket, id, v []byte) ([]byte, error) {
-	kid, ok := sealedBy(v)
-	if !ok {
-		return bytes.Clone(v), nil
-	}
-	if s == nil {
-		return nil, fmt.Errorf("%s %s is encrypted (key %q) but no encryption keys are configured", bucket, id, kid)
-	}
-	aead := s.aeads[kid]
-	if aead == nil {
-		return nil, fmt.Errorf("%s %s is sealed with key %q, which is not configured", bucket, id, kid)
-	}
-	body := v[2+len(kid):]
-	if len(body) < aead.NonceSize() {
-		return nil, fmt.Errorf("%s %s: sealed value too short", bucket, id)
-	}
-	plain, err := aead.Open(nil, body[:aead.NonceSize()], body[aead.NonceSize():], aad(bucket, id))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", bucket, id, ErrWrongKey)
-	}
-	return plain, nil
-}
-
-// sealedBy returns the key id of a sealed value.
-func sealedBy(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != sealMark || len(v) < 2+int(v[1]) {
-		return "", false
-	}
-	return string(v[2 : 2+int(v[1])]), true
-}
-
-func aad(bucket, id []byte) []byte {
-	a := make([]byte, 0, len(bucket)+1+len(id))
-	a = append(a, bucket...)
-	a = append(a, 0)
-	return append(a, id...)
-}
+func NewSealer(keys []Key) (*Sealer, error) { return seal.New(keys) }
 
 var metaCanary = []byte("seal_canary")
 
@@ -138,16 +38,16 @@ func checkSealer(tx *bolt.Tx, s *Sealer) error {
 	case canary == nil && s == nil:
 		return nil
 	case canary == nil:
-		return meta.Put(metaCanary, s.seal(bucketMeta, metaCanary, []byte("wprelay")))
+		return meta.Put(metaCanary, s.Seal(bucketMeta, string(metaCanary), []byte("wprelay")))
 	case s == nil:
-		kid, _ := sealedBy(canary)
+		kid, _ := seal.KeyID(canary)
 		return fmt.Errorf("the store is encrypted (key %q) but no encryption keys are configured: set encryption.keys", kid)
 	}
-	if _, err := s.open(bucketMeta, metaCanary, canary); err != nil {
+	if _, err := s.Open(bucketMeta, string(metaCanary), canary); err != nil {
 		return fmt.Errorf("%w: %w (the first configured key seals; keep the old key listed until wprelay rotate-key has run)", ErrWrongKey, err)
 	}
-	if kid, _ := sealedBy(canary); kid != s.active {
-		return meta.Put(metaCanary, s.seal(bucketMeta, metaCanary, []byte("wprelay")))
+	if kid, _ := seal.KeyID(canary); kid != s.Active() {
+		return meta.Put(metaCanary, s.Seal(bucketMeta, string(metaCanary), []byte("wprelay")))
 	}
 	return nil
 }
@@ -186,7 +86,7 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 			}
 			for ; k != nil && seen < max; k, v = c.Next() {
 				seen++
-				if kid, _ := sealedBy(v); kid != s.active {
+				if kid, _ := seal.KeyID(v); kid != s.Active() {
 					todo = append(todo, rec{bytes.Clone(k), bytes.Clone(v)})
 				}
 				if seen == max {
@@ -195,11 +95,11 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 			}
 			// Writes after the scan: a cursor is not valid across a Put.
 			for _, r := range todo {
-				plain, err := s.open(buckets[bi], r.k, r.v)
+				plain, err := s.Open(buckets[bi], string(r.k), r.v)
 				if err != nil {
 					return err
 				}
-				if err := tx.Bucket(buckets[bi]).Put(r.k, s.seal(buckets[bi], r.k, plain)); err != nil {
+				if err := tx.Bucket(buckets[bi]).Put(r.k, s.Seal(buckets[bi], string(r.k), plain)); err != nil {
 					return err
 				}
 				n++

@@ -143,7 +143,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				if err != nil {
 					return nil, fmt.Errorf("event %d: encode request: %w", i, err)
 				}
-				pd.request = db.sealer.seal(labelRequest, requestID(p.id, d.Target), req)
+				pd.request = db.sealer.Seal(labelRequest, requestID(p.id, d.Target), req)
 			}
 			p.dels = append(p.dels, pd)
 			states = append(states, deliveryState{status: pd.status, mirror: pd.mirror})
@@ -153,7 +153,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		if env == nil {
 			env = []byte{} // NOT NULL column
 		}
-		p.envelope = db.sealer.seal(labelEnvelope, p.id, env)
+		p.envelope = db.sealer.Seal(labelEnvelope, p.id, env)
 		if in.Raw != nil {
 			raw, ok := raws[in.Raw]
 			if !ok {
@@ -163,7 +163,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				}
 				raws[in.Raw] = raw
 			}
-			p.raw = db.sealer.seal(labelRaw, p.id, raw)
+			p.raw = db.sealer.Seal(labelRaw, p.id, raw)
 		}
 	}
 	return preps, nil

@@ -140,7 +140,7 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 					if err != nil {
 						return err
 					}
-					req = db.sealer.seal(labelRequest, requestID(e.ID, d.Target), b)
+					req = db.sealer.Seal(labelRequest, requestID(e.ID, d.Target), b)
 				}
 				if d.ResultID != "" {
 					resultID = d.ResultID
@@ -181,9 +181,9 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 				if err != nil {
 					return err
 				}
-				raw = db.sealer.seal(labelRaw, e.ID, b)
+				raw = db.sealer.Seal(labelRaw, e.ID, b)
 			}
-			if err := bodies.add(e.ID, db.sealer.seal(labelEnvelope, e.ID, env), raw); err != nil {
+			if err := bodies.add(e.ID, db.sealer.Seal(labelEnvelope, e.ID, env), raw); err != nil {
 				return err
 			}
 			c.add("event", status, 1)

@@ -73,7 +73,7 @@ func (db *DB) scanDelivery(s scanner) (relay.Delivery, error) {
 		d.Order = &relay.Order{Key: key.String, Coalesce: flags&orderCoalesce != 0, Skip: flags&orderSkip != 0}
 	}
 	if request != nil && d.Status == relay.DeliverySkipped {
-		plain, err := db.sealer.open(labelRequest, requestID(d.EventID, d.Target), request)
+		plain, err := db.sealer.Open(labelRequest, requestID(d.EventID, d.Target), request)
 		if err != nil {
 			return d, err
 		}
@@ -113,7 +113,7 @@ func (db *DB) Event(ctx context.Context, id string) (*relay.Event, error) {
 			return err
 		}
 		if env != nil {
-			plain, err := db.sealer.open(labelEnvelope, id, env)
+			plain, err := db.sealer.Open(labelEnvelope, id, env)
 			if err != nil {
 				return err
 			}
@@ -162,7 +162,7 @@ func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 }
 
 func (db *DB) decodeRaw(id string, v []byte) (*relay.Raw, error) {
-	plain, err := db.sealer.open(labelRaw, id, v)
+	plain, err := db.sealer.Open(labelRaw, id, v)
 	if err != nil {
 		return nil, err
 	}
@@ -719,7 +719,7 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 					return err
 				}
 				if env != nil {
-					if e.Envelope, err = db.sealer.open(labelEnvelope, e.ID, env); err != nil {
+					if e.Envelope, err = db.sealer.Open(labelEnvelope, e.ID, env); err != nil {
 						rows.Close()
 						return err
 					}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wprelay/wprelay/internal/seal"
 	"github.com/wprelay/wprelay/internal/wpstack"
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/relaytest"
@@ -431,10 +432,10 @@ func TestDB_Sealer(t *testing.T) {
 	if err := db.sql.QueryRow("SELECT envelope, raw FROM "+db.t.bodies+" WHERE event_id = ?", id).Scan(&env, &raw); err != nil {
 		t.Fatal(err)
 	}
-	if kid, ok := sealedBy(env); !ok || kid != "k1" {
+	if kid, ok := seal.KeyID(env); !ok || kid != "k1" {
 		t.Errorf("envelope stored plain: %q", env)
 	}
-	if kid, ok := sealedBy(raw); !ok || kid != "k1" {
+	if kid, ok := seal.KeyID(raw); !ok || kid != "k1" {
 		t.Errorf("raw stored plain: %q", raw)
 	}
 	if r, err := db.Raw(ctx, id); err != nil || string(r.Body) != `{"id":"secret"}` {
@@ -459,7 +460,7 @@ func TestDB_Sealer(t *testing.T) {
 	if err := db.sql.QueryRow("SELECT envelope FROM "+db.t.bodies+" WHERE event_id = ?", id).Scan(&env); err != nil {
 		t.Fatal(err)
 	}
-	if kid, _ := sealedBy(env); kid != "k2" {
+	if kid, _ := seal.KeyID(env); kid != "k2" {
 		t.Errorf("after ResealAll the envelope is sealed by %q", kid)
 	}
 	jobs, err := db.Claim(ctx, "wp", t0, 1, time.Minute)

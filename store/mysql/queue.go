@@ -196,7 +196,7 @@ func (db *DB) jobDetails(ctx context.Context, tx *sql.Tx, jobs []relay.Job, ids 
 		if !ok {
 			return fmt.Errorf("delivery %s:%s has no event", j.EventID, j.Target)
 		}
-		env, err := db.sealer.open(labelEnvelope, j.EventID, d.env)
+		env, err := db.sealer.Open(labelEnvelope, j.EventID, d.env)
 		if err != nil {
 			return err
 		}

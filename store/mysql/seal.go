@@ -3,38 +3,22 @@ package mysql
 import (
 	"bytes"
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/wprelay/wprelay/internal/seal"
 )
 
-// Key is one encryption key: an id stored with every value it seals, and
-// 32 bytes of AES-256 key.
-type Key struct {
-	ID     string
-	Secret []byte
-}
-
-// Sealer encrypts envelopes and raw requests at rest with AES-256-GCM, as
-// the bbolt store's Sealer does and in the same format:
-//
-//	0x01 | len(id) | id | 12-byte nonce | ciphertext+tag
-//
-// with the kind of value ("envelopes", "raws") and the event id as
-// additional data, so that a sealed value cannot be moved to another
-// record. The first key seals; every key opens (rotation). JSON never
-// starts with 0x01, which tells sealed values from plain ones.
-type Sealer struct {
-	active string
-	aeads  map[string]cipher.AEAD
-}
-
-const sealMark = 0x01
+// Key, Sealer and ErrWrongKey are the shared ones (internal/seal): this
+// store seals envelopes and raw requests as the bbolt store does, in the
+// same format.
+type (
+	Key    = seal.Key
+	Sealer = seal.Sealer
+)
 
 // Labels bound into each sealed value (the bbolt store's bucket names).
 var (
@@ -47,95 +31,14 @@ var (
 
 // ErrWrongKey is returned at Open when the configured keys cannot open what
 // the store holds.
-var ErrWrongKey = errors.New("encryption key does not match the store")
+var ErrWrongKey = seal.ErrWrongKey
 
 // NewSealer returns a sealer for keys; keys[0] seals.
-func NewSealer(keys []Key) (*Sealer, error) {
-	if len(keys) == 0 {
-		return nil, errors.New("encryption: no keys")
-	}
-	s := &Sealer{active: keys[0].ID, aeads: map[string]cipher.AEAD{}}
-	for i, k := range keys {
-		if k.ID == "" || len(k.ID) > 64 {
-			return nil, fmt.Errorf("encryption key %d: id must be 1 to 64 characters", i)
-		}
-		if len(k.Secret) != 32 {
-			return nil, fmt.Errorf("encryption key %q: must be 32 bytes, got %d", k.ID, len(k.Secret))
-		}
-		if _, dup := s.aeads[k.ID]; dup {
-			return nil, fmt.Errorf("encryption key %q: listed twice", k.ID)
-		}
-		block, err := aes.NewCipher(k.Secret)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, err
-		}
-		s.aeads[k.ID] = aead
-	}
-	return s, nil
-}
-
-// seal encrypts plain for record id. A nil sealer returns plain.
-func (s *Sealer) seal(label []byte, id string, plain []byte) []byte {
-	if s == nil || plain == nil {
-		return plain
-	}
-	aead := s.aeads[s.active]
-	out := make([]byte, 0, 2+len(s.active)+aead.NonceSize()+len(plain)+aead.Overhead())
-	out = append(out, sealMark, byte(len(s.active)))
-	out = append(out, s.active...)
-	nonce := out[len(out) : len(out)+aead.NonceSize()]
-	if _, err := rand.Read(nonce); err != nil {
-		panic(err) // crypto/rand does not fail on supported platforms
-	}
-	out = out[:len(out)+aead.NonceSize()]
-	return aead.Seal(out, nonce, plain, aad(label, id))
-}
-
-// open decrypts v; plain values pass through.
-func (s *Sealer) open(label []byte, id string, v []byte) ([]byte, error) {
-	kid, ok := sealedBy(v)
-	if !ok {
-		return v, nil
-	}
-	if s == nil {
-		return nil, fmt.Errorf("%s %s is encrypted (key %q) but no encryption keys are configured", label, id, kid)
-	}
-	aead := s.aeads[kid]
-	if aead == nil {
-		return nil, fmt.Errorf("%s %s is sealed with key %q, which is not configured", label, id, kid)
-	}
-	body := v[2+len(kid):]
-	if len(body) < aead.NonceSize() {
-		return nil, fmt.Errorf("%s %s: sealed value too short", label, id)
-	}
-	plain, err := aead.Open(nil, body[:aead.NonceSize()], body[aead.NonceSize():], aad(label, id))
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", label, id, ErrWrongKey)
-	}
-	return plain, nil
-}
+func NewSealer(keys []Key) (*Sealer, error) { return seal.New(keys) }
 
 // requestID is the record id a dry-run request is sealed under (the bbolt
 // store's delivery key).
 func requestID(eventID, target string) string { return eventID + "\x00" + target }
-
-func sealedBy(v []byte) (string, bool) {
-	if len(v) < 2 || v[0] != sealMark || len(v) < 2+int(v[1]) {
-		return "", false
-	}
-	return string(v[2 : 2+int(v[1])]), true
-}
-
-func aad(label []byte, id string) []byte {
-	a := make([]byte, 0, len(label)+1+len(id))
-	a = append(a, label...)
-	a = append(a, 0)
-	return append(a, id...)
-}
 
 // checkSealer makes sure the configured keys fit the store: a store with a
 // canary sealed by a key we lack, or sealed data while no key is
@@ -151,7 +54,7 @@ func (db *DB) checkSealer(ctx context.Context) error {
 		}
 		put := func() error {
 			_, err := tx.ExecContext(ctx, db.t.expand("INSERT INTO {meta} (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"),
-				canaryName, s.seal(labelMeta, canaryName, []byte("wprelay")))
+				canaryName, s.Seal(labelMeta, canaryName, []byte("wprelay")))
 			return err
 		}
 		switch {
@@ -160,13 +63,13 @@ func (db *DB) checkSealer(ctx context.Context) error {
 		case canary == nil:
 			return put()
 		case s == nil:
-			kid, _ := sealedBy(canary)
+			kid, _ := seal.KeyID(canary)
 			return fmt.Errorf("the store is encrypted (key %q) but no encryption keys are configured: set encryption.keys", kid)
 		}
-		if _, err := s.open(labelMeta, canaryName, canary); err != nil {
+		if _, err := s.Open(labelMeta, canaryName, canary); err != nil {
 			return fmt.Errorf("%w: %w (the first configured key seals; keep the old key listed until every value is re-sealed)", ErrWrongKey, err)
 		}
-		if kid, _ := sealedBy(canary); kid != s.active {
+		if kid, _ := seal.KeyID(canary); kid != s.Active() {
 			return put()
 		}
 		return nil
@@ -202,12 +105,12 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 }
 
 // stale reports whether v must be re-sealed with s's first key.
-func (s *Sealer) stale(v []byte) bool {
+func stale(s *Sealer, v []byte) bool {
 	if v == nil {
 		return false
 	}
-	kid, _ := sealedBy(v)
-	return kid != s.active
+	kid, _ := seal.KeyID(v)
+	return kid != s.Active()
 }
 
 func (db *DB) resealBodies(ctx context.Context, after string, max int) (n int, next string, err error) {
@@ -231,7 +134,7 @@ func (db *DB) resealBodies(ctx context.Context, after string, max int) (n int, n
 				return err
 			}
 			seen, last = seen+1, r.id
-			if s.stale(r.env) || s.stale(r.raw) {
+			if stale(s, r.env) || stale(s, r.raw) {
 				todo = append(todo, r)
 			}
 		}
@@ -240,18 +143,18 @@ func (db *DB) resealBodies(ctx context.Context, after string, max int) (n int, n
 			return err
 		}
 		for _, r := range todo {
-			env, err := s.open(labelEnvelope, r.id, r.env)
+			env, err := s.Open(labelEnvelope, r.id, r.env)
 			if err != nil {
 				return err
 			}
 			var raw []byte
 			if r.raw != nil {
-				if raw, err = s.open(labelRaw, r.id, r.raw); err != nil {
+				if raw, err = s.Open(labelRaw, r.id, r.raw); err != nil {
 					return err
 				}
 			}
 			if _, err := tx.ExecContext(ctx, db.t.expand("UPDATE {bodies} SET envelope = ?, raw = ? WHERE event_id = ?"),
-				s.seal(labelEnvelope, r.id, bytes.Clone(env)), s.seal(labelRaw, r.id, raw), r.id); err != nil {
+				s.Seal(labelEnvelope, r.id, bytes.Clone(env)), s.Seal(labelRaw, r.id, raw), r.id); err != nil {
 				return err
 			}
 			n++
@@ -288,7 +191,7 @@ func (db *DB) resealRequests(ctx context.Context, after string, max int) (n int,
 				return err
 			}
 			seen, last = seen+1, requestID(r.id, r.target)
-			if s.stale(r.req) {
+			if stale(s, r.req) {
 				todo = append(todo, r)
 			}
 		}
@@ -297,12 +200,12 @@ func (db *DB) resealRequests(ctx context.Context, after string, max int) (n int,
 			return err
 		}
 		for _, r := range todo {
-			plain, err := s.open(labelRequest, requestID(r.id, r.target), r.req)
+			plain, err := s.Open(labelRequest, requestID(r.id, r.target), r.req)
 			if err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, db.t.expand("UPDATE {deliveries} SET request = ? WHERE event_id = ? AND target = ?"),
-				s.seal(labelRequest, requestID(r.id, r.target), bytes.Clone(plain)), r.id, r.target); err != nil {
+				s.Seal(labelRequest, requestID(r.id, r.target), bytes.Clone(plain)), r.id, r.target); err != nil {
 				return err
 			}
 			n++
