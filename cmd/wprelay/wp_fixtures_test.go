@@ -172,7 +172,7 @@ func buildFixtures(t *testing.T) fixtures {
 		{"malformed", "not.a.token!", false, "malformed"},
 	}
 
-	secret, oldSecret := testWhsec(), testWhsec()
+	secret, oldSecret := fixtureSecrets(t)
 	body := `{"id":"evt_1","type":"invoice.created","data":{"amount":2000,"note":"caf\u00e9 \"quoted\""}}`
 	whSign := func(sec, id string, ts time.Time, b string) string {
 		wh, err := standardwebhooks.NewWebhook(sec)
@@ -201,6 +201,30 @@ func buildFixtures(t *testing.T) fixtures {
 		{"missing signature", []string{secret}, "msg_11", ts(0), body, "", false, "missing_headers"},
 	}
 	return f
+}
+
+// fixtureSecrets returns the two signing secrets of the webhook fixtures:
+// those recorded in testdata/wp/fixtures.json (the PHP tests read the same
+// file), or fresh ones when there is no file yet.
+func fixtureSecrets(t *testing.T) (secret, old string) {
+	data, err := os.ReadFile(filepath.Join(fixturesDir, "fixtures.json"))
+	if os.IsNotExist(err) {
+		return testWhsec(), testWhsec()
+	}
+	var f fixtures
+	if err == nil {
+		err = json.Unmarshal(data, &f)
+	}
+	if err != nil {
+		t.Fatalf("fixtures.json: %v", err)
+	}
+	for _, w := range f.Webhooks {
+		if len(w.Secrets) == 2 {
+			return w.Secrets[0], w.Secrets[1]
+		}
+	}
+	t.Fatal("fixtures.json has no webhook case with two secrets (the rotation case): run with -update after removing it")
+	return "", ""
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
