@@ -29,10 +29,9 @@ import (
 
 // Secrets of the site → sidecar direction (the sidecar → WordPress
 // direction uses wpJWTSecret and wpSigning from the harness).
-const (
-	siteJWTSecret = "wp-e2e-site-jwt-secret-3c59dc048e8850243be8"
-	siteSigning   = "whsec_c2l0ZS1zaWduaW5nLWtleS1mb3ItdGhlLXdwLXRlc3Rz"
-)
+const siteJWTSecret = "wp-e2e-site-jwt-secret-3c59dc048e8850243be8"
+
+var siteSigning = testWhsec()
 
 func init() { allSecrets = append(allSecrets, siteJWTSecret, siteSigning) }
 
