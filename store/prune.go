@@ -153,9 +153,7 @@ func deleteEvent(w *wtx, id string) error {
 	}
 	bid := []byte(id)
 	dels = append(dels, [2][]byte{bucketEvents, bid}, [2][]byte{bucketEnvelopes, bid}, [2][]byte{bucketRaws, bid})
-	for _, ik := range r.indexKeys() {
-		dels = append(dels, [2][]byte{ik[0], ik[1]})
-	}
+	dels = append(dels, r.indexKeys(true)...)
 	for _, del := range dels {
 		if err := w.b(del[0]).Delete(del[1]); err != nil {
 			return err

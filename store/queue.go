@@ -212,10 +212,8 @@ func (p *prepared) records() [][3][]byte {
 	if p.raw != nil {
 		puts = append(puts, [3][]byte{bucketRaws, id, p.raw})
 	}
-	for _, ik := range p.rec.indexKeys() {
-		if ik[2] == nil {
-			puts = append(puts, [3][]byte{ik[0], ik[1], nil})
-		}
+	for _, ik := range p.rec.indexKeys(false) {
+		puts = append(puts, [3][]byte{ik[0], ik[1], nil})
 	}
 	for i := range p.dels {
 		d := &p.dels[i]

@@ -50,28 +50,24 @@ func (r *eventRec) event() relay.Event {
 }
 
 // indexKeys returns the event's keys in the secondary indexes, by bucket.
-// An event without a tenant or a type has no entry in that index (a filter
-// on it is never empty), but its key is listed, marked by a non-nil third
-// element, so that Prune also clears entries written before that rule.
-func (r *eventRec) indexKeys() [][3][]byte {
+// An event without a tenant or a type gets no entry in that index (a filter
+// on it is never empty); withEmpty lists those keys too, for Prune, which
+// also clears entries written before that rule.
+func (r *eventRec) indexKeys(withEmpty bool) [][2][]byte {
 	at := nanos(r.ReceivedAt)
 	id := []byte(r.ID)
-	return [][3][]byte{
+	keys := [][2][]byte{
 		{bucketByTime, timedKey(nil, at, id)},
 		{bucketByStatus, timedKey(namePrefix(r.Status), at, id)},
 		{bucketBySource, timedKey(namePrefix(r.Source), at, id)},
-		{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id), absent(r.Tenant)},
-		{bucketByType, timedKey(namePrefix(r.Type), at, id), absent(r.Type)},
 	}
-}
-
-// absent marks an index entry that is not written: non-nil when name is
-// empty.
-func absent(name string) []byte {
-	if name == "" {
-		return []byte{}
+	if r.Tenant != "" || withEmpty {
+		keys = append(keys, [2][]byte{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id)})
 	}
-	return nil
+	if r.Type != "" || withEmpty {
+		keys = append(keys, [2][]byte{bucketByType, timedKey(namePrefix(r.Type), at, id)})
+	}
+	return keys
 }
 
 // deliveryRec is a delivery as stored: the public fields plus what the
