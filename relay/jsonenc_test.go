@@ -70,11 +70,8 @@ func FuzzEnvelopeEncode(f *testing.F) {
 		e := testEnvelope(s, data)
 		got, err := e.Encode()
 		if !json.Valid(data) {
-			if err == nil && !json.Valid(got) {
-				// Invalid data may pass the cheap checks (Encode trusts its
-				// callers to hand over valid JSON) but must never panic.
-				return
-			}
+			// Encode trusts its callers to hand over valid JSON: for
+			// anything else it need only not panic.
 			return
 		}
 		want, werr := json.Marshal(e)
