@@ -263,7 +263,17 @@ func bearer(r *Request) (string, error) {
 	if len(auth) <= len(scheme) || !strings.EqualFold(auth[:len(scheme)], scheme) {
 		return "", fmt.Errorf("%w: missing bearer token", relay.ErrInvalidToken)
 	}
-	return strings.TrimSpace(auth[len(scheme):]), nil
+	tok := strings.TrimSpace(auth[len(scheme):])
+	for i := 0; i < len(tok); i++ {
+		// A compact JWS is base64url segments joined by dots. Anything
+		// else is refused here: Go's base64 decoder skips \r and \n, so
+		// a token with one inserted would otherwise verify as the token
+		// without it.
+		if c := tok[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return "", fmt.Errorf("%w: malformed bearer token", relay.ErrInvalidToken)
+		}
+	}
+	return tok, nil
 }
 
 // tokenError turns a jwt parse error into relay.ErrInvalidToken with a
