@@ -307,7 +307,7 @@ func (w *wtx) replay(d *deliveryRec, now time.Time) (scheduled, wasFinal bool, e
 	if err != nil {
 		return false, false, err
 	}
-	wasFinal = final(d.Status)
+	wasFinal = relay.Final(d.Status)
 	w.move("delivery", d.Status, relay.DeliveryPending)
 	d.Status = relay.DeliveryPending
 	d.NextAt, d.Due = now, nanos(now)
@@ -465,14 +465,7 @@ func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time)
 // the transactions that change them), the queue depth and the time the
 // oldest pending delivery was due.
 func (db *DB) Stats(ctx context.Context) (relay.Stats, error) {
-	s := relay.Stats{Events: map[string]int{}, Deliveries: map[string]int{}}
-	for _, st := range []string{relay.EventQueued, relay.EventDelivered, relay.EventFailed, relay.EventDiscarded} {
-		s.Events[st] = 0
-	}
-	for _, st := range []string{relay.DeliveryPending, relay.DeliveryInFlight, relay.DeliverySucceeded,
-		relay.DeliveryRetrying, relay.DeliveryDead, relay.DeliverySkipped} {
-		s.Deliveries[st] = 0
-	}
+	s := relay.NewStats()
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketCounts).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {

@@ -114,9 +114,9 @@ func pruneEvents(w *wtx, before time.Time, max int) (int, error) {
 	return len(ids), nil
 }
 
-func allFinal(states []deliveryState) bool {
+func allFinal(states []relay.DeliveryState) bool {
 	for _, s := range states {
-		if !final(s.Status) {
+		if !relay.Final(s.Status) {
 			return false
 		}
 	}
@@ -138,7 +138,7 @@ func deleteEvent(w *wtx, id string) error {
 	var dels [][2][]byte
 	for i := range recs {
 		d := &recs[i]
-		if !final(d.Status) {
+		if !relay.Final(d.Status) {
 			return fmt.Errorf("delivery to %s is %s", d.Target, d.Status)
 		}
 		if d.Status == relay.DeliveryDead {

@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/wprelay/wprelay/relay"
@@ -79,31 +77,19 @@ func has(b *bolt.Bucket, key []byte) bool {
 	return bytes.Equal(k, key)
 }
 
-// validName reports whether s can be part of a key.
-func validName(s string) bool { return s != "" && strings.IndexByte(s, sep) < 0 }
-
-// prepare validates a batch and encodes its records. Events without an id
-// get a UUIDv7.
+// prepare validates a batch (relay.CheckBatch) and encodes its records.
 func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
-	preps := make([]prepared, len(b.Events))
+	ins, err := relay.CheckBatch(b, db.Now())
+	if err != nil {
+		return nil, err
+	}
+	preps := make([]prepared, len(ins))
 	raws := map[*relay.Raw][]byte{}
-	for i := range b.Events {
-		in := &b.Events[i]
+	for i := range ins {
+		in := &ins[i]
 		e := &in.Event
 		p := &preps[i]
-		if e.IdempotencyKey == "" {
-			return nil, fmt.Errorf("event %d: empty idempotency key", i)
-		}
 		p.id = e.ID
-		if p.id == "" {
-			u, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("event %d: new id: %w", i, err)
-			}
-			p.id = u.String()
-		} else if !validName(p.id) {
-			return nil, fmt.Errorf("event %d: invalid id %q", i, p.id)
-		}
 		p.key = []byte(e.IdempotencyKey)
 		p.hash = in.BodyHash
 		p.expires = nanos(in.KeyExpires)
@@ -111,33 +97,8 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			p.expires = math.MaxInt64
 		}
 		p.notBefore = nanos(e.ReceivedAt)
-
-		states := make([]deliveryState, 0, len(e.Deliveries))
-		seen := map[string]bool{}
 		for j := range e.Deliveries {
 			d := deliveryRec{Delivery: e.Deliveries[j], Source: e.Source}
-			d.OutOfOrder, d.ResultID = false, ""
-			if !validName(d.Target) || seen[d.Target] {
-				return nil, fmt.Errorf("event %d: delivery %d: invalid or repeated target %q", i, j, d.Target)
-			}
-			seen[d.Target] = true
-			switch d.Status {
-			case "":
-				d.Status = relay.DeliveryPending
-			case relay.DeliveryPending, relay.DeliverySkipped:
-			default:
-				return nil, fmt.Errorf("event %d: delivery %d: status %q, want pending or skipped", i, j, d.Status)
-			}
-			d.EventID = p.id
-			if d.CreatedAt.IsZero() {
-				d.CreatedAt = e.ReceivedAt
-			}
-			if d.NextAt.IsZero() && d.Status == relay.DeliveryPending {
-				d.NextAt = e.ReceivedAt
-			}
-			if d.History == nil {
-				d.History = []relay.Attempt{}
-			}
 			d.Since = d.CreatedAt
 			pd := preparedDelivery{key: deliveryKey(p.id, d.Target), status: d.Status}
 			if d.Request != nil {
@@ -148,12 +109,8 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				pd.request = db.sealer.Seal(bucketRequests, string(pd.key), req)
 				d.Request = nil
 			}
-			if d.Order != nil && (d.Status != relay.DeliveryPending || !validName(d.Order.Key)) {
-				d.Order = nil // only pending deliveries with a usable key are ordered
-			}
 			if d.Order != nil {
-				o := *d.Order
-				d.Order, d.OrderAt = &o, nanos(e.OccurredAt)
+				d.OrderAt = nanos(e.OccurredAt)
 			}
 			if d.Status == relay.DeliveryPending {
 				d.Due = nanos(d.NextAt)
@@ -166,12 +123,9 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			}
 			pd.val, pd.rec = val, d
 			p.dels = append(p.dels, pd)
-			states = append(states, deliveryState{Status: d.Status, Mirror: d.Mirror})
 		}
 
 		p.rec = newEventRec(e)
-		p.rec.ID = p.id
-		p.rec.Status = eventStatus(states, e.Status)
 		meta, err := json.Marshal(&p.rec)
 		if err != nil {
 			return nil, fmt.Errorf("event %d: encode: %w", i, err)
@@ -354,7 +308,7 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 			if err != nil {
 				return err
 			}
-			if !ok || final(d.Status) || d.Parked || !bytes.Equal(k, dueKey(&d, d.Due)) {
+			if !ok || relay.Final(d.Status) || d.Parked || !bytes.Equal(k, dueKey(&d, d.Due)) {
 				// A stale index entry; dropping it is the repair.
 				if err := w.b(bucketDue).Delete(k); err != nil {
 					return err
@@ -386,69 +340,97 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 	return jobs, nil
 }
 
-// orderedTurn decides what becomes of d, its subject's active delivery,
-// due at or before limit: with Coalesce, the subject's newest delivery
-// takes its place (d and those in between are skipped); a delivery older
-// than one already delivered is skipped (Order.Skip, the next one gets its
-// turn) or marked OutOfOrder. It leaves in *d the delivery to hand out (ok)
-// and reports how many it skipped.
+// orderedTurn decides (relay.OrderedTurn) what becomes of d, its
+// subject's active delivery, due at or before limit. It leaves in *d the
+// delivery to hand out (ok) and reports how many it skipped.
 func (w *wtx) orderedTurn(d *deliveryRec, limit uint64) (ok bool, skipped int64, err error) {
-	for {
-		d.OutOfOrder = false
-		if d.Order.Coalesce {
-			prefix := subjPrefix(d.Target, d.Order.Key)
-			_, last := w.queueEnds(prefix)
-			if last != nil && !bytes.Equal(last, subjQKey(d)) {
-				newest, err := w.queueDelivery(prefix, last, d.Target)
-				if err != nil {
-					return false, skipped, err
-				}
-				for {
-					first, _ := w.queueEnds(prefix)
-					if first == nil || bytes.Equal(first, last) {
-						break
-					}
-					old, err := w.queueDelivery(prefix, first, d.Target)
-					if err != nil {
-						return false, skipped, err
-					}
-					if err := w.skip(&old, "coalesced: event "+newest.EventID+" about "+d.Order.Key+" supersedes it"); err != nil {
-						return false, skipped, err
-					}
-					skipped++
-				}
-				if *d, err = w.queueDelivery(prefix, last, d.Target); err != nil { // active now
-					return false, skipped, err
-				}
-			}
-		}
-		newer := w.newerDelivered(d)
-		if newer == "" {
-			return true, skipped, nil
-		}
-		if !d.Order.Skip {
-			d.OutOfOrder = true
-			return true, skipped, nil
-		}
-		if err := w.skip(d, "out of order: event "+newer+" about "+d.Order.Key+", which occurred later, was delivered already"); err != nil {
-			return false, skipped, err
-		}
-		skipped++
-		// The subject's next delivery has its turn now, if it is due.
-		prefix := subjPrefix(d.Target, d.Order.Key)
-		first, _ := w.queueEnds(prefix)
-		if first == nil {
-			return false, skipped, nil
-		}
-		next, err := w.queueDelivery(prefix, first, d.Target)
-		if err != nil {
-			return false, skipped, err
-		}
-		if next.Parked || next.Status == relay.DeliveryInFlight || next.Due > limit {
-			return false, skipped, nil
-		}
-		*d = next
+	q := &subjectQueue{w: w, prefix: subjPrefix(d.Target, d.Order.Key), target: d.Target, limit: limit, active: d}
+	turn, outOfOrder, n, err := relay.OrderedTurn(q, d.EventID)
+	if err != nil || turn == "" {
+		return false, int64(n), err
 	}
+	if turn != d.EventID {
+		if *d, err = q.delivery(turn); err != nil {
+			return false, int64(n), err
+		}
+	}
+	d.OutOfOrder = outOfOrder
+	return true, int64(n), nil
+}
+
+// subjectQueue is a subject queue as relay.OrderedTurn sees it.
+type subjectQueue struct {
+	w      *wtx
+	prefix []byte
+	target string
+	limit  uint64
+	active *deliveryRec // as claimed; read again once skipped
+}
+
+func (q *subjectQueue) delivery(id string) (deliveryRec, error) {
+	if q.active != nil && q.active.EventID == id {
+		return *q.active, nil
+	}
+	var d deliveryRec
+	found, err := getJSON(q.w.tx, bucketDeliveries, deliveryKey(id, q.target), &d)
+	if err == nil && (!found || d.Order == nil) {
+		err = fmt.Errorf("subject queue entry %s:%s: ordered delivery missing", id, q.target)
+	}
+	return d, err
+}
+
+func (q *subjectQueue) Ends() (first, last string, err error) {
+	f, l := q.w.queueEnds(q.prefix)
+	if f == nil {
+		return "", "", nil
+	}
+	for i, k := range [][]byte{f, l} {
+		_, id, ok := splitTimedKey(k, len(q.prefix))
+		if !ok {
+			return "", "", fmt.Errorf("bad subject queue entry %q", k)
+		}
+		if i == 0 {
+			first = string(id)
+		} else {
+			last = string(id)
+		}
+	}
+	return first, last, nil
+}
+
+func (q *subjectQueue) Order(id string) (relay.Order, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return relay.Order{}, err
+	}
+	return *d.Order, nil
+}
+
+func (q *subjectQueue) NewerDelivered(id string) (string, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return "", err
+	}
+	return q.w.newerDelivered(&d), nil
+}
+
+func (q *subjectQueue) Skip(id, reason string) error {
+	d, err := q.delivery(id)
+	if err != nil {
+		return err
+	}
+	if q.active != nil && q.active.EventID == id {
+		q.active = nil
+	}
+	return q.w.skip(&d, reason)
+}
+
+func (q *subjectQueue) Ready(id string) (bool, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return false, err
+	}
+	return !d.Parked && d.Status != relay.DeliveryInFlight && d.Due <= q.limit, nil
 }
 
 // claimOne marks d in flight until until and returns its job.
@@ -500,15 +482,10 @@ func (db *DB) claimOne(w *wtx, d *deliveryRec, until uint64) (relay.Job, error) 
 // not in flight is relay.ErrNotFound.
 func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 	name := r.EventID + ":" + r.Target
-	switch r.Status {
-	case relay.DeliverySucceeded, relay.DeliveryRetrying, relay.DeliveryDead:
-	default:
-		return fmt.Errorf("complete %s: status %q, want succeeded, retrying or dead", name, r.Status)
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("complete %s: %w", name, err)
 	}
-	deadAt := r.Attempt.At
-	if deadAt.IsZero() {
-		deadAt = db.Now()
-	}
+	deadAt := r.DeadAt(db.Now())
 	var delta int64
 	err := db.update(ctx, func(w *wtx) error {
 		delta = 0
@@ -527,10 +504,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 		if err := w.b(bucketInFlight).Delete(dk); err != nil {
 			return err
 		}
-		d.History = append(d.History, r.Attempt)
-		if n := len(d.History); n > maxHistory {
-			d.History = d.History[n-maxHistory:]
-		}
+		d.History = relay.AddAttempt(d.History, r.Attempt)
 		d.Attempts++
 		d.Tries++
 		d.LastStatus, d.LastError = r.Attempt.Status, r.Attempt.Error

@@ -11,9 +11,6 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-// maxHistory is how many attempts a delivery keeps (the most recent ones).
-const maxHistory = 50
-
 // eventRec is an event as stored in the events bucket: everything but the
 // envelope (kept in its own bucket, so that status changes do not rewrite
 // it) and the deliveries (one record each).
@@ -89,45 +86,6 @@ type deliveryRec struct {
 	// subject; it is not in the due index until it is that subject's
 	// active delivery.
 	Parked bool `json:"parked,omitempty"`
-}
-
-// final reports whether a delivery status is final (never due again
-// without a replay).
-func final(status string) bool {
-	switch status {
-	case relay.DeliverySucceeded, relay.DeliveryDead, relay.DeliverySkipped:
-		return true
-	}
-	return false
-}
-
-// deliveryState is what an event's status depends on.
-type deliveryState struct {
-	Status string `json:"status"`
-	Mirror bool   `json:"mirror,omitempty"`
-}
-
-// eventStatus derives an event's status from its deliveries' states;
-// mirror copies do not count.
-func eventStatus(states []deliveryState, given string) string {
-	if len(states) == 0 {
-		// Nothing to deliver: discarded, unless the caller says delivered.
-		if given == relay.EventDelivered {
-			return given
-		}
-		return relay.EventDiscarded
-	}
-	status := relay.EventDelivered
-	for _, s := range states {
-		switch {
-		case s.Mirror:
-		case s.Status == relay.DeliveryDead:
-			return relay.EventFailed
-		case !final(s.Status):
-			status = relay.EventQueued
-		}
-	}
-	return status
 }
 
 // wtx is one operation's view of a write transaction: the buckets, and the
@@ -224,12 +182,12 @@ func deliveries(tx *bolt.Tx, id string) ([]deliveryRec, error) {
 }
 
 // deliveryStates returns the states of event id's deliveries.
-func deliveryStates(tx *bolt.Tx, id string) ([]deliveryState, error) {
-	var ss []deliveryState
+func deliveryStates(tx *bolt.Tx, id string) ([]relay.DeliveryState, error) {
+	var ss []relay.DeliveryState
 	p := eventPrefix(id)
 	c := tx.Bucket(bucketDeliveries).Cursor()
 	for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		var s deliveryState
+		var s relay.DeliveryState
 		if err := json.Unmarshal(v, &s); err != nil {
 			return nil, fmt.Errorf("decode delivery %q: %w", k, err)
 		}
@@ -253,7 +211,7 @@ func (w *wtx) refreshEvent(id string) error {
 	if err != nil {
 		return err
 	}
-	status := eventStatus(ss, e.Status)
+	status := relay.EventStatus(ss, e.Status)
 	if status == e.Status {
 		return nil
 	}

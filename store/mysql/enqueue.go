@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/wprelay/wprelay/relay"
 )
 
@@ -23,7 +21,6 @@ const (
 	maxName  = 191 // sources, tenants, targets
 	maxType  = 255 // event types, traceparents
 	inChunk  = 500 // ids per IN (…) list
-	maxHist  = 50  // attempts a delivery keeps (the most recent)
 	keyLabel = "k"
 )
 
@@ -55,7 +52,7 @@ type prepDelivery struct {
 // hashKey is the stored form of an idempotency key or nonce.
 func hashKey(kind, s string) [32]byte { return sha256.Sum256([]byte(kind + "\x00" + s)) }
 
-// checkName validates a name-like field.
+// checkName checks that a name-like field fits its column.
 func checkName(what, s string, limit int, required bool) error {
 	switch {
 	case s == "" && required:
@@ -68,74 +65,46 @@ func checkName(what, s string, limit int, required bool) error {
 	return nil
 }
 
-// prepare validates a batch and encodes its records. Events without an id
-// get a UUIDv7.
+// prepare validates a batch (relay.CheckBatch, then the column sizes) and
+// encodes its records.
 func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
-	preps := make([]prepared, len(b.Events))
+	ins, err := relay.CheckBatch(b, db.Now())
+	if err != nil {
+		return nil, err
+	}
+	preps := make([]prepared, len(ins))
 	raws := map[*relay.Raw][]byte{}
-	for i := range b.Events {
-		in := &b.Events[i]
+	for i := range ins {
+		in := &ins[i]
 		e := &in.Event
 		p := &preps[i]
-		if e.IdempotencyKey == "" {
-			return nil, fmt.Errorf("event %d: empty idempotency key", i)
-		}
-		p.ev, p.id, p.given = e, e.ID, e.ID != ""
-		if p.id == "" {
-			u, err := uuid.NewV7()
-			if err != nil {
-				return nil, fmt.Errorf("event %d: new id: %w", i, err)
-			}
-			p.id = u.String()
-		}
+		p.ev, p.id, p.given = e, e.ID, b.Events[i].Event.ID != ""
 		for _, c := range []struct {
-			what, v  string
-			limit    int
-			required bool
+			what, v string
+			limit   int
 		}{
-			{"id", p.id, maxID, true}, {"source", e.Source, maxName, false}, {"tenant", e.Tenant, maxName, false},
-			{"type", e.Type, maxType, false}, {"causation id", e.CausationID, maxID, false}, {"traceparent", e.TraceParent, maxType, false},
+			{"id", p.id, maxID}, {"source", e.Source, maxName}, {"tenant", e.Tenant, maxName},
+			{"type", e.Type, maxType}, {"causation id", e.CausationID, maxID}, {"traceparent", e.TraceParent, maxType},
 		} {
-			if err := checkName(c.what, c.v, c.limit, c.required); err != nil {
+			if err := checkName(c.what, c.v, c.limit, false); err != nil {
 				return nil, fmt.Errorf("event %d: %w", i, err)
 			}
 		}
 		p.received = e.ReceivedAt.UTC()
-		if e.ReceivedAt.IsZero() {
-			p.received = db.Now().UTC()
-		}
 		p.keyHash = hashKey(keyLabel, e.IdempotencyKey)
 		p.bodyHash = in.BodyHash
 		p.expires = in.KeyExpires
-
-		states := make([]deliveryState, 0, len(e.Deliveries))
-		seen := map[string]bool{}
+		p.status = e.Status
 		for j, d := range e.Deliveries {
-			if err := checkName("target", d.Target, maxName, true); err != nil || seen[d.Target] {
-				return nil, fmt.Errorf("event %d: delivery %d: invalid or repeated target %q", i, j, d.Target)
+			if err := checkName("target", d.Target, maxName, true); err != nil {
+				return nil, fmt.Errorf("event %d: delivery %d: %w", i, j, err)
 			}
-			seen[d.Target] = true
 			pd := prepDelivery{target: d.Target, status: d.Status, nextAt: d.NextAt, createdAt: d.CreatedAt, mirror: d.Mirror}
-			switch pd.status {
-			case "":
-				pd.status = relay.DeliveryPending
-			case relay.DeliveryPending, relay.DeliverySkipped:
-			default:
-				return nil, fmt.Errorf("event %d: delivery %d: status %q, want pending or skipped", i, j, d.Status)
-			}
-			if pd.createdAt.IsZero() {
-				pd.createdAt = p.received
-			}
 			if pd.status == relay.DeliveryPending {
-				if pd.nextAt.IsZero() {
-					pd.nextAt = p.received
-				}
 				p.pending++
-			} else {
-				pd.nextAt = time.Time{}
 			}
-			// Only pending deliveries with a usable key are ordered.
-			if d.Order != nil && pd.status == relay.DeliveryPending && usableKey(d.Order.Key) {
+			// Only keys that fit the column are ordered.
+			if d.Order != nil && usableKey(d.Order.Key) {
 				pd.orderKey, pd.orderFlags = d.Order.Key, orderFlags(d.Order)
 			}
 			if d.Request != nil {
@@ -146,9 +115,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				pd.request = db.sealer.Seal(labelRequest, requestID(p.id, d.Target), req)
 			}
 			p.dels = append(p.dels, pd)
-			states = append(states, deliveryState{status: pd.status, mirror: pd.mirror})
 		}
-		p.status = eventStatus(states, e.Status)
 		env := []byte(e.Envelope)
 		if env == nil {
 			env = []byte{} // NOT NULL column

@@ -81,7 +81,7 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 					return err
 				}
 			}
-			var states []deliveryState
+			var states []relay.DeliveryState
 			for _, d := range e.Deliveries {
 				if err := checkName("target", d.Target, maxName, true); err != nil {
 					return fmt.Errorf("event %s: %w", e.ID, err)
@@ -107,8 +107,8 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 				if hist == nil {
 					hist = []relay.Attempt{}
 				}
-				if len(hist) > maxHist {
-					hist = hist[len(hist)-maxHist:]
+				if len(hist) > relay.MaxHistory {
+					hist = hist[len(hist)-relay.MaxHistory:]
 				}
 				hb, err := json.Marshal(hist)
 				if err != nil {
@@ -148,7 +148,7 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 				flags, queued, parked := 0, 0, 0
 				if d.Order != nil && usableKey(d.Order.Key) {
 					key, flags = d.Order.Key, orderFlags(d.Order)
-					if !final(status) {
+					if !relay.Final(status) {
 						// Parked; each subject's queue is settled below.
 						queued, parked, due = 1, 1, time.Time{}
 					}
@@ -160,9 +160,9 @@ func (db *DB) Import(ctx context.Context, items []Imported) (int, error) {
 					return err
 				}
 				c.add("delivery", status, 1)
-				states = append(states, deliveryState{status: status, mirror: d.Mirror})
+				states = append(states, relay.DeliveryState{Status: status, Mirror: d.Mirror})
 			}
-			status := eventStatus(states, e.Status)
+			status := relay.EventStatus(states, e.Status)
 			var causation any
 			if e.CausationID != "" {
 				causation = e.CausationID

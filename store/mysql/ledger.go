@@ -424,7 +424,7 @@ func (db *DB) replayDeliveries(ctx context.Context, tx *sql.Tx, keys []dkey, now
 		due, parked, queued := any(now.UTC()), 0, 0
 		if r.key.Valid {
 			queued = 1
-			if final(r.status) || r.parked {
+			if relay.Final(r.status) || r.parked {
 				due, parked = nil, 1 // settled below
 			}
 		}
@@ -436,7 +436,7 @@ func (db *DB) replayDeliveries(ctx context.Context, tx *sql.Tx, keys []dkey, now
 		}
 		c.move("delivery", r.status, relay.DeliveryPending)
 		n++
-		if final(r.status) {
+		if relay.Final(r.status) {
 			wasFinal++
 		}
 		touched[r.event] = true
@@ -590,14 +590,7 @@ func (db *DB) ReplayDead(ctx context.Context, f relay.DeadFilter, now time.Time)
 // table by the transactions that change them), the queue depth and the
 // time the oldest waiting (pending or retrying) delivery was due.
 func (db *DB) Stats(ctx context.Context) (relay.Stats, error) {
-	s := relay.Stats{Events: map[string]int{}, Deliveries: map[string]int{}}
-	for _, st := range []string{relay.EventQueued, relay.EventDelivered, relay.EventFailed, relay.EventDiscarded} {
-		s.Events[st] = 0
-	}
-	for _, st := range []string{relay.DeliveryPending, relay.DeliveryInFlight, relay.DeliverySucceeded,
-		relay.DeliveryRetrying, relay.DeliveryDead, relay.DeliverySkipped} {
-		s.Deliveries[st] = 0
-	}
+	s := relay.NewStats()
 	err := db.read(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, db.t.expand("SELECT kind, status, SUM(n) FROM {stats} GROUP BY kind, status"))
 		if err != nil {

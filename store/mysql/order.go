@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -45,9 +46,7 @@ func compareSubjects(a, b subject) int {
 
 // usableKey reports whether an order key can be stored; a delivery with
 // another key is delivered unordered.
-func usableKey(k string) bool {
-	return k != "" && len(k) <= maxType && strings.IndexByte(k, 0) < 0
-}
+func usableKey(k string) bool { return relay.ValidName(k) && len(k) <= maxType }
 
 func orderFlags(o *relay.Order) int {
 	f := 0
@@ -223,57 +222,117 @@ func (db *DB) skipDelivery(ctx context.Context, tx *sql.Tx, target string, d que
 	return nil
 }
 
-// orderedTurn decides what becomes of d, the active delivery of its
-// subject, due at or before now (the caller holds the subject's lock):
-// with Coalesce, the subject's newest delivery takes its place (d and
-// those in between are skipped); a delivery older than one already
-// delivered is skipped (Order.Skip; the next one then gets its turn) or
-// marked out of order. It returns the delivery to hand out, if any.
+// orderedTurn decides (relay.OrderedTurn) what becomes of d, the active
+// delivery of its subject, due at or before now (the caller holds the
+// subject's lock). It returns the delivery to hand out, if any.
 func (db *DB) orderedTurn(ctx context.Context, tx *sql.Tx, target string, d queueRow, now time.Time, c counts, refresh map[string]bool) (queueRow, bool, error) {
-	s := subject{target, d.key}
-	for {
-		d.outOfOrder = false
-		if d.flags&orderCoalesce != 0 {
-			q, err := db.queue(ctx, tx, s)
-			if err != nil {
-				return d, false, err
-			}
-			if n := len(q); n > 0 && q[n-1].eventID != d.eventID {
-				last := q[n-1]
-				for _, old := range q[:n-1] {
-					if err := db.skipDelivery(ctx, tx, target, old, "coalesced: event "+last.eventID+" about "+s.key+" supersedes it", c, refresh); err != nil {
-						return d, false, err
-					}
-				}
-				d = last
-			}
-		}
-		lastAt, lastID, err := db.subjectLast(ctx, tx, s)
-		if err != nil {
-			return d, false, err
-		}
-		if lastID == "" || !lastAt.After(d.orderAt) {
-			return d, true, nil
-		}
-		if d.flags&orderSkip == 0 {
-			d.outOfOrder = true
-			return d, true, nil
-		}
-		reason := "out of order: event " + lastID + " about " + s.key + ", which occurred later, was delivered already"
-		if err := db.skipDelivery(ctx, tx, target, d, reason, c, refresh); err != nil {
-			return d, false, err
-		}
-		if err := db.settle(ctx, tx, s); err != nil {
-			return d, false, err
-		}
-		q, err := db.queue(ctx, tx, s)
-		if err != nil || len(q) == 0 {
-			return d, false, err
-		}
-		next := q[0]
-		if next.parked || next.status == relay.DeliveryInFlight || !next.dueAt.Valid || next.dueAt.Time.After(now) {
-			return d, false, nil
-		}
-		d = next
+	q := &subjectQueue{db: db, ctx: ctx, tx: tx, s: subject{target, d.key}, now: now, c: c, refresh: refresh, active: &d}
+	turn, outOfOrder, _, err := relay.OrderedTurn(q, d.eventID)
+	if err != nil || turn == "" {
+		return d, false, err
 	}
+	r, err := q.row(turn)
+	if err != nil {
+		return d, false, err
+	}
+	r.outOfOrder = outOfOrder
+	return r, true, nil
+}
+
+// subjectQueue is a subject's queue as relay.OrderedTurn sees it. It reads
+// the queue once and keeps its list up to date as it skips deliveries;
+// the queue is settled and read again before Ready looks at a delivery.
+type subjectQueue struct {
+	db      *DB
+	ctx     context.Context
+	tx      *sql.Tx
+	s       subject
+	now     time.Time
+	c       counts
+	refresh map[string]bool
+	active  *queueRow  // as claimed; nil once skipped
+	q       []queueRow // the queue as read
+	read    bool
+	stale   bool // deliveries were skipped: settle before Ready
+}
+
+func (q *subjectQueue) queue() ([]queueRow, error) {
+	if q.read {
+		return q.q, nil
+	}
+	rows, err := q.db.queue(q.ctx, q.tx, q.s)
+	q.q, q.read = rows, err == nil
+	return rows, err
+}
+
+func (q *subjectQueue) row(id string) (queueRow, error) {
+	if q.active != nil && q.active.eventID == id {
+		return *q.active, nil
+	}
+	rows, err := q.queue()
+	if err != nil {
+		return queueRow{}, err
+	}
+	for _, r := range rows {
+		if r.eventID == id {
+			return r, nil
+		}
+	}
+	return queueRow{}, fmt.Errorf("delivery %s:%s is not in its subject's queue", id, q.s.target)
+}
+
+func (q *subjectQueue) Ends() (first, last string, err error) {
+	rows, err := q.queue()
+	if err != nil || len(rows) == 0 {
+		return "", "", err
+	}
+	return rows[0].eventID, rows[len(rows)-1].eventID, nil
+}
+
+func (q *subjectQueue) Order(id string) (relay.Order, error) {
+	r, err := q.row(id)
+	return relay.Order{Key: r.key, Coalesce: r.flags&orderCoalesce != 0, Skip: r.flags&orderSkip != 0}, err
+}
+
+func (q *subjectQueue) NewerDelivered(id string) (string, error) {
+	r, err := q.row(id)
+	if err != nil {
+		return "", err
+	}
+	lastAt, lastID, err := q.db.subjectLast(q.ctx, q.tx, q.s)
+	if err != nil || lastID == "" || !lastAt.After(r.orderAt) {
+		return "", err
+	}
+	return lastID, nil
+}
+
+// Skip skips id's delivery; its queue is settled before Ready.
+func (q *subjectQueue) Skip(id, reason string) error {
+	r, err := q.row(id)
+	if err != nil {
+		return err
+	}
+	if err := q.db.skipDelivery(q.ctx, q.tx, q.s.target, r, reason, q.c, q.refresh); err != nil {
+		return err
+	}
+	if q.active != nil && q.active.eventID == id {
+		q.active = nil
+	}
+	q.q = slices.DeleteFunc(q.q, func(r queueRow) bool { return r.eventID == id })
+	q.stale = true
+	return nil
+}
+
+func (q *subjectQueue) Ready(id string) (bool, error) {
+	if q.stale {
+		if err := q.db.settle(q.ctx, q.tx, q.s); err != nil {
+			return false, err
+		}
+		q.read, q.stale = false, false
+	}
+	r, err := q.row(id)
+	if err != nil {
+		return false, err
+	}
+	return !r.parked && r.status != relay.DeliveryInFlight && r.dueAt.Valid && !r.dueAt.Time.After(q.now), nil
 }

@@ -129,7 +129,7 @@ func (db *DB) pruneEvents(ctx context.Context, before time.Time, max int) (int, 
 				rows.Close()
 				return err
 			}
-			if !final(st) {
+			if !relay.Final(st) {
 				rows.Close()
 				return fmt.Errorf("a delivery of a finished event is %s", st)
 			}

@@ -215,10 +215,8 @@ func (db *DB) jobDetails(ctx context.Context, tx *sql.Tx, jobs []relay.Job, ids 
 // when it has none).
 func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 	name := r.EventID + ":" + r.Target
-	switch r.Status {
-	case relay.DeliverySucceeded, relay.DeliveryRetrying, relay.DeliveryDead:
-	default:
-		return fmt.Errorf("complete %s: status %q, want succeeded, retrying or dead", name, r.Status)
+	if err := r.Check(); err != nil {
+		return fmt.Errorf("complete %s: %w", name, err)
 	}
 	key := claimKey{r.EventID, r.Target}
 	db.claimsMu.Lock()
@@ -227,10 +225,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 	if !ok {
 		return fmt.Errorf("complete %s: delivery not in flight here: %w", name, relay.ErrNotFound)
 	}
-	deadAt := r.Attempt.At
-	if deadAt.IsZero() {
-		deadAt = db.Now()
-	}
+	deadAt := r.DeadAt(db.Now())
 	err := db.inTx(ctx, func(tx *sql.Tx) error {
 		// The subject (of an ordered delivery) is locked before the
 		// delivery, as by every writer: read which it is first.
@@ -276,10 +271,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 				return fmt.Errorf("decode history: %w", err)
 			}
 		}
-		hist = append(hist, r.Attempt)
-		if len(hist) > maxHist {
-			hist = hist[len(hist)-maxHist:]
-		}
+		hist = relay.AddAttempt(hist, r.Attempt)
 		history, err = json.Marshal(hist)
 		if err != nil {
 			return err
@@ -357,10 +349,10 @@ func (db *DB) refreshEvent(ctx context.Context, tx *sql.Tx, id, was string, c co
 	if err != nil {
 		return err
 	}
-	var ss []deliveryState
+	var ss []relay.DeliveryState
 	for rows.Next() {
-		var s deliveryState
-		if err := rows.Scan(&s.status, &s.mirror); err != nil {
+		var s relay.DeliveryState
+		if err := rows.Scan(&s.Status, &s.Mirror); err != nil {
 			rows.Close()
 			return err
 		}
@@ -370,7 +362,7 @@ func (db *DB) refreshEvent(ctx context.Context, tx *sql.Tx, id, was string, c co
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	status := eventStatus(ss, was)
+	status := relay.EventStatus(ss, was)
 	if status == was {
 		return nil
 	}
