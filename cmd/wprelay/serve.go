@@ -163,6 +163,8 @@ type Main struct {
 // Start opens the store and starts the listeners and the dispatcher.
 func (m *Main) Start(ctx context.Context) error {
 	cfg := m.Config
+	// Every log line, the libraries' included, is kept free of secret values.
+	m.Logger = slog.New(logRedactor(cfg).Handler(m.Logger.Handler()))
 	log := m.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -405,12 +407,13 @@ func serve(log *slog.Logger, srv *http.Server, ln net.Listener, name string) {
 
 func buildSources(cfg config.Config) ([]*ingress.Source, error) {
 	var out []*ingress.Source
-	for _, s := range cfg.Sources {
+	for i, s := range cfg.Sources {
 		v, err := provider.New(s.ProviderOptions())
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
-		src := &ingress.Source{Name: s.Name, Kind: s.Kind, Verifier: v, ContentTypes: s.ContentTypes, MaxBody: s.MaxBody, PublicURL: s.PublicURL}
+		src := &ingress.Source{Name: s.Name, Kind: s.Kind, Verifier: v, ContentTypes: s.ContentTypes, MaxBody: s.MaxBody, PublicURL: s.PublicURL,
+			Redact: sourceRedactor(cfg, i)}
 		if len(src.ContentTypes) == 0 {
 			src.ContentTypes = provider.ContentTypes(v) // e.g. slack: JSON and forms
 		}
@@ -449,6 +452,45 @@ func buildSources(cfg config.Config) ([]*ingress.Source, error) {
 		out = append(out, src)
 	}
 	return out, nil
+}
+
+// sourceRedactor is the redaction policy of the requests stored for source
+// i: its configured signature header (kind hmac), and every value of the
+// configuration's ${…} references.
+func sourceRedactor(cfg config.Config, i int) *relay.Redactor {
+	var headers []string
+	if s := cfg.Sources[i]; s.Kind == "hmac" {
+		headers = append(headers, s.HMAC.Header)
+	}
+	return relay.NewRedactor(headers, cfg.References(""))
+}
+
+// logRedactor is what every log line is kept free of: the values of the
+// configuration's ${…} references and the targets' credentials.
+func logRedactor(cfg config.Config) *relay.Redactor {
+	values := cfg.References("")
+	for _, t := range cfg.Targets {
+		values = append(values, targetCredentials(t)...)
+	}
+	return relay.NewRedactor(nil, values)
+}
+
+// targetCredentials are the secret values of a target's settings.
+func targetCredentials(t config.Target) []string {
+	var out []string
+	for _, sec := range []config.Secret{t.JWTSecret, t.SigningSecret, t.Auth.Bearer} {
+		out = append(out, sec.Reveal())
+	}
+	if a := t.Auth.Basic; a != nil {
+		out = append(out, a.Password.Reveal())
+	}
+	if a := t.Auth.HMAC; a != nil {
+		out = append(out, a.Secret.Reveal())
+	}
+	if a := t.Auth.JWT; a != nil {
+		out = append(out, a.Secret.Reveal())
+	}
+	return out
 }
 
 func buildTargets(cfg config.Config) ([]deliver.Target, error) {
@@ -497,13 +539,7 @@ func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 		}
 		// Secret values never recorded: every value from ${…} in the
 		// target's settings, and its credentials.
-		dt.Redact = cfg.References(fmt.Sprintf("targets[%d]", i))
-		for _, sec := range []config.Secret{t.JWTSecret, t.SigningSecret, t.Auth.Bearer} {
-			dt.Redact = append(dt.Redact, sec.Reveal())
-		}
-		if a := t.Auth.Basic; a != nil {
-			dt.Redact = append(dt.Redact, a.Password.Reveal())
-		}
+		dt.Redact = append(cfg.References(fmt.Sprintf("targets[%d]", i)), targetCredentials(t)...)
 		if t.Template != "" {
 			tp, err := deliver.ParseTemplate(t.Name, t.Template)
 			if err != nil {

@@ -57,7 +57,7 @@ func view(e *relay.Event, withEnvelope bool) EventView {
 	v := EventView{
 		ID: e.ID, Source: e.Source, Tenant: e.Tenant, Type: e.Type, IdempotencyKey: e.IdempotencyKey,
 		Status: e.Status, ReceivedAt: e.ReceivedAt, OccurredAt: e.OccurredAt, CausationID: e.CausationID,
-		TraceParent: e.TraceParent, TraceID: traceID(e.TraceParent), Deliveries: make([]DeliveryView, 0, len(e.Deliveries)),
+		TraceParent: e.TraceParent, TraceID: relay.TraceID(e.TraceParent), Deliveries: make([]DeliveryView, 0, len(e.Deliveries)),
 	}
 	for _, d := range e.Deliveries {
 		v.Deliveries = append(v.Deliveries, deliveryView(d))
@@ -66,15 +66,6 @@ func view(e *relay.Event, withEnvelope bool) EventView {
 		v.Envelope = e.Envelope
 	}
 	return v
-}
-
-// traceID is the trace id of a W3C traceparent ("" when malformed).
-func traceID(tp string) string {
-	parts := strings.Split(tp, "-")
-	if len(parts) != 4 || len(parts[1]) != 32 {
-		return ""
-	}
-	return parts[1]
 }
 
 func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {

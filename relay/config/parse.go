@@ -56,11 +56,11 @@ func (c *Config) FromReference(path string) bool { return len(c.refs[path]) > 0 
 
 // References returns the values that ${…} references put into the values
 // at path or below it ("targets[1]"): the secrets to keep out of what is
-// recorded about that part.
+// recorded about that part. The path "" is the whole configuration.
 func (c *Config) References(path string) []string {
 	var out []string
 	for p, vs := range c.refs {
-		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
+		if path == "" || p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
 			out = append(out, vs...)
 		}
 	}

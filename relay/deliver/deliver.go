@@ -126,7 +126,11 @@ func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 		if t.Signer.TTL == 0 {
 			t.Signer.TTL = min(t.Timeout+time.Minute, 300*time.Second)
 		}
-		l := &loop{d: d, t: t, kick: make(chan struct{}, 1), breaker: t.Breaker, secret: map[string]bool{}}
+		secretHeaders := t.SecretHeaders
+		if t.Auth.HMAC != nil {
+			secretHeaders = append(slices.Clone(secretHeaders), t.Auth.HMAC.header())
+		}
+		l := &loop{d: d, t: t, kick: make(chan struct{}, 1), breaker: t.Breaker, redact: relay.NewRedactor(secretHeaders, t.Redact)}
 		if l.breaker == nil {
 			l.breaker = &Breaker{}
 		}
@@ -139,15 +143,13 @@ func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 		if t.DailyBudget > 0 {
 			l.budget = &budget{limit: t.DailyBudget}
 		}
-		for _, h := range t.SecretHeaders {
-			l.secret[http.CanonicalHeaderKey(h)] = true
-		}
 		l.client = &retryablehttp.Client{
 			HTTPClient: &http.Client{
 				Transport:     transport(t.AllowPrivate || t.Kind == "wordpress", t.Concurrency),
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			},
-			Logger:       logger,
+			// It logs the URL with its query, and errors that repeat it.
+			Logger:       l.redact.LeveledLogger(logger),
 			RetryWaitMin: 50 * time.Millisecond,
 			RetryWaitMax: 400 * time.Millisecond,
 			RetryMax:     2,
@@ -270,7 +272,7 @@ type loop struct {
 	budget   *budget         // nil: no daily budget
 	kick     chan struct{}
 	breaker  *Breaker
-	secret   map[string]bool // canonical names of configured secret headers
+	redact   *relay.Redactor // what is kept out of records and logs
 	inflight atomic.Int32
 	waiting  atomic.Value // string: why deliveries wait (TargetState.Waiting)
 }
@@ -385,7 +387,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		sctx, span = l.d.Tracer.Start(tracing.Extract(ctx, job.TraceParent), "deliver "+job.Target,
 			trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 				attribute.String("wprelay.event_id", job.EventID), attribute.String("wprelay.target", job.Target),
-				attribute.Int("wprelay.attempt", job.Attempts+1), attribute.String("url.full", l.t.URL)))
+				attribute.Int("wprelay.attempt", job.Attempts+1), attribute.String("url.full", l.redact.String(l.t.URL))))
 	}
 	reqID := randomHex(12)
 	status, header, answer, err := l.send(sctx, job, reqID)
@@ -402,7 +404,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	}
 	res := relay.Result{
 		EventID: job.EventID, Target: job.Target,
-		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: l.scrub(snippet)},
+		Attempt: relay.Attempt{At: start, Status: status, DurationMS: took.Milliseconds(), Response: l.redact.String(snippet)},
 	}
 	tries := job.Tries + 1
 	now := l.d.Now()
@@ -455,7 +457,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 			res.Status = relay.DeliveryRetrying
 		}
 	}
-	res.Attempt.Error, res.Reason = l.scrub(res.Attempt.Error), l.scrub(res.Reason)
+	res.Attempt.Error, res.Reason = l.redact.String(res.Attempt.Error), l.redact.String(res.Reason)
 	// The breaker hears about the target's health: an answer on purpose
 	// (2xx, or a final 4xx) means it is up. A body that could not be made
 	// says nothing about it.
@@ -474,7 +476,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	}
 	attrs := []slog.Attr{
 		slog.String("event_id", job.EventID), slog.String("delivery_id", job.EventID+":"+job.Target),
-		slog.String("request_id", reqID), slog.String("trace_id", traceID(job.TraceParent)),
+		slog.String("request_id", reqID), slog.String("trace_id", relay.TraceID(job.TraceParent)),
 		slog.String("source", job.Source), slog.String("tenant", job.Tenant),
 		slog.String("type", job.Type), slog.String("target", job.Target), slog.Int("attempt", job.Attempts+1),
 		slog.Int("status", status), slog.String("outcome", res.Status),
@@ -521,7 +523,7 @@ func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http
 	if l.d.Tracer != nil {
 		tracing.Inject(ctx, req.Header) // the attempt's span, started by attempt
 	} else {
-		req.Header.Set("Traceparent", childTraceparent(job.TraceParent))
+		req.Header.Set("Traceparent", relay.ChildTraceparent(job.TraceParent))
 	}
 	resp, err := l.client.Do(req)
 	if err != nil {
@@ -557,14 +559,6 @@ func checkWordPressAnswer(kind string, resp *http.Response) error {
 		return nil
 	}
 	return fmt.Errorf("%w: the wordpress target answered %d with Content-Type %q; the plugin's REST route did not handle it (plugin inactive, or plain permalinks: use ?rest_route=/wprelay/v1/events in the target URL)", errNotREST, resp.StatusCode, ct)
-}
-
-// traceID is the trace id of a W3C traceparent ("" when malformed).
-func traceID(traceparent string) string {
-	if len(traceparent) < 35 {
-		return ""
-	}
-	return traceparent[3:35]
 }
 
 // bodyKey carries the request body to PrepareRetry.

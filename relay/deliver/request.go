@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/wprelay/wprelay/relay"
@@ -35,9 +34,6 @@ type HMACAuth struct {
 	Encoding        string // hex (default) or base64
 	TimestampHeader string
 }
-
-// Header names whose values are credentials wherever they come from.
-var credentialHeaders = []string{"authorization", "cookie", "signature", "token", "secret", "api-key", "apikey", "password", "auth"}
 
 // request builds an attempt's headers and body as of now (the traceparent
 // is the caller's). A body that cannot be rendered is an error wrapping
@@ -107,37 +103,6 @@ func (a *HMACAuth) header() string {
 	return a.Header
 }
 
-// redact copies h with every credential replaced by REDACTED: the
-// Authorization header, signatures, the HMAC header, configured secret
-// headers and any header whose name says it holds a credential.
-func (l *loop) redact(h http.Header) map[string][]string {
-	out := make(map[string][]string, len(h))
-	for k, vs := range h {
-		if l.sensitive(k) {
-			out[k] = []string{"REDACTED"}
-			continue
-		}
-		for _, v := range vs {
-			out[k] = append(out[k], l.scrub(v))
-		}
-	}
-	return out
-}
-
-func (l *loop) sensitive(name string) bool {
-	name = http.CanonicalHeaderKey(name)
-	if l.secret[name] || (l.t.Auth.HMAC != nil && name == http.CanonicalHeaderKey(l.t.Auth.HMAC.header())) {
-		return true
-	}
-	lower := strings.ToLower(name)
-	for _, frag := range credentialHeaders {
-		if strings.Contains(lower, frag) {
-			return true
-		}
-	}
-	return false
-}
-
 // Preview returns the request delivery del of ev would send now, with
 // credentials redacted: what a dry-run route records. A body that cannot be
 // made is reported in Error.
@@ -149,14 +114,14 @@ func (d *Dispatcher) Preview(ev *relay.Event, del relay.Delivery) *relay.Request
 	job := relay.Job{EventID: ev.ID, Target: del.Target, Type: ev.Type, Source: ev.Source, Tenant: ev.Tenant,
 		Envelope: ev.Envelope, TraceParent: ev.TraceParent, Mirror: del.Mirror}
 	body, h, err := l.request(job, randomHex(12), d.Now())
-	req := &relay.Request{Method: http.MethodPost, URL: l.t.URL}
+	req := &relay.Request{Method: http.MethodPost, URL: l.redact.String(l.t.URL)}
 	if err != nil {
-		req.Error = err.Error()
+		req.Error = l.redact.String(err.Error())
 		return req
 	}
-	h.Set("Traceparent", childTraceparent(ev.TraceParent))
-	req.Header, req.Body, req.URL = l.redact(h), body, l.scrub(req.URL)
-	if scrubbed := l.scrub(string(body)); scrubbed != string(body) {
+	h.Set("Traceparent", relay.ChildTraceparent(ev.TraceParent))
+	req.Header, req.Body, req.URL = l.redact.Header(h), body, l.redact.String(req.URL)
+	if scrubbed := l.redact.String(string(body)); scrubbed != string(body) {
 		req.Body = []byte(scrubbed)
 		if !json.Valid(req.Body) {
 			req.Body, _ = json.Marshal(scrubbed)
@@ -164,17 +129,3 @@ func (d *Dispatcher) Preview(ev *relay.Event, del relay.Delivery) *relay.Request
 	}
 	return req
 }
-
-// scrub replaces the target's secret values in s by REDACTED.
-func (l *loop) scrub(s string) string {
-	for _, v := range l.t.Redact {
-		if len(v) >= minSecret && strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, "REDACTED")
-		}
-	}
-	return s
-}
-
-// minSecret is the shortest value scrub replaces: shorter ones are not
-// credentials, and replacing them would garble what is recorded.
-const minSecret = 6

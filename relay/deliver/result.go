@@ -73,7 +73,7 @@ func (d *Dispatcher) result(ctx context.Context, l *loop, job relay.Job, header 
 		ev.Deliveries = append(ev.Deliveries, router.To(&ev, l.t.ReplyTo, now))
 	}
 	ev.Status = relay.EventQueued
-	raw := &relay.Raw{Method: http.MethodPost, Path: l.t.URL, Header: responseHeader(header), Body: answer}
+	raw := &relay.Raw{Method: http.MethodPost, Path: l.redact.String(l.t.URL), Header: l.redact.Header(header), Body: answer}
 	outs, err := d.Queue.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{{
 		Event: ev, Raw: raw, KeyExpires: now.Add(d.ResultTTL),
 	}}})
@@ -82,25 +82,6 @@ func (d *Dispatcher) result(ctx context.Context, l *loop, job relay.Job, header 
 	}
 	d.Notify()
 	return outs[0].ID, "", nil
-}
-
-// responseHeader keeps the answer's headers for audit, credentials
-// redacted.
-func responseHeader(h http.Header) map[string][]string {
-	out := make(map[string][]string, len(h))
-	for k, vs := range h {
-		lower := strings.ToLower(k)
-		red := strings.Contains(lower, "cookie")
-		for _, frag := range credentialHeaders {
-			red = red || strings.Contains(lower, frag)
-		}
-		if red {
-			out[k] = []string{"REDACTED"}
-		} else {
-			out[k] = append([]string(nil), vs...)
-		}
-	}
-	return out
 }
 
 func isObject(b []byte) bool {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -74,19 +73,4 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// childTraceparent continues the trace of parent (a W3C traceparent) with a
-// new span id, or starts a new trace when parent is not valid.
-func childTraceparent(parent string) string {
-	p := strings.Split(parent, "-")
-	if len(p) == 4 && len(p[0]) == 2 && len(p[1]) == 32 && len(p[2]) == 16 && len(p[3]) == 2 && isHex(p[1]) && p[1] != strings.Repeat("0", 32) {
-		return "00-" + p[1] + "-" + randomHex(8) + "-" + p[3]
-	}
-	return "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
-}
-
-func isHex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return err == nil
 }

@@ -46,6 +46,10 @@ type Source struct {
 	MaxBody      int64    // default Ingress.MaxBody
 	AllowIPs     []netip.Prefix
 	PublicURL    string
+	// Redact is the redaction policy of the requests stored for this
+	// source (its configured signature header, the values of its ${…}
+	// references); nil = header names that say they hold credentials.
+	Redact *relay.Redactor
 }
 
 // Tenant is one account of a source and its HMAC keys (several: rotation).
@@ -277,14 +281,14 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 	}
 
 	b := &relay.Batch{Nonce: parsed.Nonce, NonceExpires: parsed.NonceExpires, Events: make([]relay.Incoming, 0, len(parsed.Items))}
-	raw := &relay.Raw{Method: r.Method, Path: r.URL.RequestURI(), Header: redact(r.Header), Body: req.Body}
+	raw := &relay.Raw{Method: r.Method, Path: src.Redact.String(r.URL.RequestURI()), Header: src.Redact.Header(r.Header), Body: req.Body}
 	traceparent := r.Header.Get("Traceparent")
 	if in.Tracer != nil {
 		// Deliveries continue the ingest span.
 		traceparent = tracing.Traceparent(trace.SpanContextFromContext(r.Context()))
 	}
-	if !validTraceparent(traceparent) {
-		traceparent = newTraceparent() // the trace starts here
+	if !relay.ValidTraceparent(traceparent) {
+		traceparent = relay.NewTraceparent() // the trace starts here
 	}
 	routed := false
 	for _, it := range parsed.Items {
@@ -510,48 +514,6 @@ func publicURL(src *Source, r *http.Request, tenant string) string {
 	return scheme + "://" + r.Host + r.URL.RequestURI()
 }
 
-// redactedHeaders are header name fragments whose values are credentials.
-var redactedHeaders = []string{"authorization", "cookie", "signature", "hmac", "token", "secret", "api-key", "apikey"}
-
-// redact copies h with credential values replaced by REDACTED. Other
-// values are shared with h, which nothing changes after the request.
-func redact(h http.Header) map[string][]string {
-	out := make(map[string][]string, len(h))
-	for k, vs := range h {
-		out[k] = vs
-		for _, frag := range redactedHeaders {
-			if containsFold(k, frag) {
-				out[k] = redactedValue
-				break
-			}
-		}
-	}
-	return out
-}
-
-var redactedValue = []string{"REDACTED"}
-
-// containsFold reports whether s contains lower, an ASCII lower-case
-// string, ignoring ASCII case.
-func containsFold(s, lower string) bool {
-	for i := 0; i+len(lower) <= len(s); i++ {
-		j := 0
-		for ; j < len(lower); j++ {
-			c := s[i+j]
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			if c != lower[j] {
-				break
-			}
-		}
-		if j == len(lower) {
-			return true
-		}
-	}
-	return false
-}
-
 // writeError is the one place where errors become HTTP answers. It returns
 // the status and the error code it wrote.
 func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
@@ -671,33 +633,4 @@ func saneID(s string) bool {
 		}
 	}
 	return true
-}
-
-// validTraceparent reports whether s is a W3C traceparent we can continue:
-// version 00, a non-zero 32-hex trace id and 16-hex parent id, 2-hex flags.
-func validTraceparent(s string) bool {
-	if len(s) != 55 || s[:3] != "00-" || s[35] != '-' || s[52] != '-' {
-		return false
-	}
-	trace, parent := s[3:35], s[36:52]
-	if !isLowerHex(trace) || !isLowerHex(parent) || !isLowerHex(s[53:]) {
-		return false
-	}
-	return trace != "00000000000000000000000000000000" && parent != "0000000000000000"
-}
-
-func isLowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// newTraceparent starts a sampled trace.
-func newTraceparent() string {
-	var b [24]byte
-	_, _ = rand.Read(b[:])
-	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-01"
 }

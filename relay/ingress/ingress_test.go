@@ -201,7 +201,7 @@ func TestRedact(t *testing.T) {
 		"Authorization": {"Bearer x"}, "Stripe-Signature": {"t=1,v1=ab"}, "X-Shopify-Hmac-Sha256": {"x"},
 		"Cookie": {"a=b"}, "Webhook-Signature": {"v1,x"}, "X-Api-Key": {"k"}, "Content-Type": {"application/json"},
 	}
-	got := redact(h)
+	got := (*relay.Redactor)(nil).Header(h)
 	for k := range h {
 		want := "REDACTED"
 		if k == "Content-Type" {
@@ -230,7 +230,7 @@ func TestIngress_TraceparentContinuedOrStarted(t *testing.T) {
 		}
 		_, body := serve(in, r)
 		ev, _ := db.Event(t.Context(), body["id"].(string))
-		if !validTraceparent(ev.TraceParent) || ev.TraceParent == bad {
+		if !relay.ValidTraceparent(ev.TraceParent) || ev.TraceParent == bad {
 			t.Errorf("traceparent %q stored as %q", bad, ev.TraceParent)
 		}
 	}
