@@ -5,7 +5,16 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/wprelay
 FUZZTIME  ?= 5s
 
-.PHONY: run build test deps unit integration fuzz lint php-lint phpunit promtool bench clean
+.PHONY: run build test deps unit integration fuzz lint php-lint phpunit promtool bench clean plugin-check pot plugin-zip
+
+# Third-party tools beside the clone (../shared/tools, see its README): WP-CLI's phar
+# and PHP_CodeSniffer with the WordPress standards and Plugin Check's review sniffs.
+TOOLS     ?= ../shared/tools
+WPCLI     := php $(TOOLS)/wp-cli.phar --allow-root
+WPCS      := $(TOOLS)/wpcs/run
+PLUGIN_ZIP ?= bin/wprelay-plugin.zip
+# Development files that stay out of the distributable plugin.
+PLUGIN_EXCLUDE := tests phpunit.xml phpcs.xml.dist .phpcs.xml.dist
 
 ## run: the sidecar on its embedded default (data in ./data, a wordpress source)
 run:
@@ -17,7 +26,7 @@ build:
 
 ## test: install what is missing, lint, unit tests, brief fuzzing, the plugin's PHP checks,
 ## then the end-to-end suite against the real binary and a real WordPress
-test: deps lint unit fuzz php-lint phpunit promtool integration
+test: deps lint unit fuzz php-lint plugin-check phpunit promtool integration
 
 ## deps: what the tests need: Debian packages when missing (MariaDB, PHP, WordPress,
 ## PHPUnit, Chromium for the wp-admin browser test; apt-get, so root) and the Go
@@ -76,6 +85,29 @@ php-lint:
 
 phpunit:
 	phpunit -c wpplugin/tests/phpunit.xml
+
+## plugin-check: the WordPress Coding Standards and Plugin Check's review ruleset find no
+## error and no unjustified warning outside tests/ (which the zip leaves out), and
+## languages/wprelay.pot is what `wp i18n make-pot` makes of the current sources
+plugin-check:
+	$(WPCS) --plugin-review --ignore='*/tests/*' wpplugin
+	$(WPCS) --standard=WordPress --ignore='*/tests/*' wpplugin
+	@tmp=$$(mktemp -d) && $(WPCLI) i18n make-pot wpplugin $$tmp/wprelay.pot --slug=wprelay --domain=wprelay --exclude=tests >/dev/null \
+		&& if diff -I '^"POT-Creation-Date:' $$tmp/wprelay.pot wpplugin/languages/wprelay.pot >/dev/null; then rm -rf $$tmp; echo "languages/wprelay.pot: up to date"; \
+		else diff -I '^"POT-Creation-Date:' $$tmp/wprelay.pot wpplugin/languages/wprelay.pot | head -20; rm -rf $$tmp; echo "languages/wprelay.pot is stale: run make pot"; exit 1; fi
+
+## pot: languages/wprelay.pot from the plugin's sources (wp i18n make-pot)
+pot:
+	$(WPCLI) i18n make-pot wpplugin wpplugin/languages/wprelay.pot --slug=wprelay --domain=wprelay --exclude=tests
+
+## plugin-zip: the distributable plugin ($(PLUGIN_ZIP), a wprelay/ folder) without tests
+## or development files
+plugin-zip:
+	@mkdir -p $(dir $(PLUGIN_ZIP))
+	@tmp=$$(mktemp -d) && cp -r wpplugin $$tmp/wprelay \
+		&& for f in $(PLUGIN_EXCLUDE); do rm -rf $$tmp/wprelay/$$f; done \
+		&& rm -f $(abspath $(PLUGIN_ZIP)) && (cd $$tmp && zip -q -r -X $(abspath $(PLUGIN_ZIP)) wprelay) && rm -rf $$tmp
+	@echo "$(PLUGIN_ZIP): $$(unzip -Z1 $(PLUGIN_ZIP) | grep -vc '/$$') files"
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: run gofmt -w on the files above"; exit 1; }

@@ -71,7 +71,9 @@ func TestWP_UserSync_IdempotentSanitizedNeverAdmin(t *testing.T) {
 	}{
 		{"administrator is refused", "", "administrator", adminEmail, 422},
 		{"administrator is refused even when the filter allows it", "administrator,editor", "administrator", adminEmail, 422},
-		{"a filtered-in editor is allowed", "administrator,editor", "editor", "ed." + uuid.NewString()[:8] + "@example.test", 200},
+		// An editor has unfiltered_html: privileged, like edit_theme_options.
+		{"a filtered-in editor is refused (unfiltered_html)", "administrator,editor", "editor", "ed." + uuid.NewString()[:8] + "@example.test", 422},
+		{"a filtered-in author is allowed", "administrator,author", "author", "au." + uuid.NewString()[:8] + "@example.test", 200},
 		{"the site's admin is never modified", "", "subscriber", "admin@example.test", 403},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -153,5 +155,23 @@ func TestWP_Results_IdempotentSanitizedLinked(t *testing.T) {
 	// The result page is not public.
 	if out := site.PHP(t, fmt.Sprintf(`echo is_post_publicly_viewable( %d ) ? 'public' : 'private';`, pid)); strings.TrimSpace(out) != "private" {
 		t.Fatalf("result post is %s", out)
+	}
+	// Results have a capability type of their own: the administrator may
+	// read and edit them, an editor (who may edit every post) may not.
+	caps := strings.TrimSpace(site.PHP(t, fmt.Sprintf(`
+$editor = get_user_by( 'login', 'wpstack-editor' );
+if ( ! $editor ) {
+	$editor = get_user_by( 'id', wp_insert_user( array( 'user_login' => 'wpstack-editor', 'user_pass' => wp_generate_password(), 'user_email' => 'wpstack-editor@example.test', 'role' => 'editor' ) ) );
+}
+$admin = get_user_by( 'id', 1 );
+$out   = array();
+foreach ( array( 'admin' => $admin, 'editor' => $editor ) as $who => $u ) {
+	foreach ( array( 'read_post', 'edit_post', 'delete_post' ) as $cap ) {
+		$out[] = $who . ':' . $cap . '=' . ( user_can( $u, $cap, %d ) ? 'yes' : 'no' );
+	}
+}
+echo implode( ' ', $out );`, pid)))
+	if want := "admin:read_post=yes admin:edit_post=yes admin:delete_post=yes editor:read_post=no editor:edit_post=no editor:delete_post=no"; caps != want {
+		t.Fatalf("result capabilities:\n got %s\nwant %s", caps, want)
 	}
 }

@@ -9,7 +9,8 @@ set -eu
 # files in deploy/: deploy_tools_test.go. Neither is started as a service.
 # chromium and fonts-liberation: the wp-admin browser test (chromedp drives
 # Debian's Chromium headless; the fonts keep its screenshots readable).
-PACKAGES="mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus systemd nginx chromium fonts-liberation"
+# zip and unzip: make plugin-zip and its test.
+PACKAGES="mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus systemd nginx chromium fonts-liberation zip unzip"
 
 missing=""
 for p in $PACKAGES; do

@@ -116,7 +116,8 @@ class WPRelay_Admin_Page {
 	 * Replays one event: all its deliveries, or the one to a target.
 	 */
 	public function handle_replay(): void {
-		$this->guard( 'wprelay_replay' );
+		$this->guard();
+		check_admin_referer( 'wprelay_replay' );
 		$id     = isset( $_POST['event_id'] ) ? sanitize_text_field( wp_unslash( $_POST['event_id'] ) ) : '';
 		$target = isset( $_POST['target'] ) ? sanitize_text_field( wp_unslash( $_POST['target'] ) ) : '';
 		$res    = $this->client->replay( $id, $target );
@@ -135,7 +136,8 @@ class WPRelay_Admin_Page {
 	 * Replays the dead letters matching the form's filter.
 	 */
 	public function handle_replay_dlq(): void {
-		$this->guard( 'wprelay_replay_dlq' );
+		$this->guard();
+		check_admin_referer( 'wprelay_replay_dlq' );
 		$filter = array();
 		foreach ( array( 'source', 'target' ) as $k ) {
 			$filter[ $k ] = isset( $_POST[ $k ] ) ? sanitize_text_field( wp_unslash( $_POST[ $k ] ) ) : '';
@@ -161,7 +163,8 @@ class WPRelay_Admin_Page {
 	 * a pending one stops waiting for its next attempt.
 	 */
 	public function handle_outbox_retry(): void {
-		$this->guard( 'wprelay_outbox_retry' );
+		$this->guard();
+		check_admin_referer( 'wprelay_outbox_retry' );
 		$id = isset( $_POST['row_id'] ) ? absint( $_POST['row_id'] ) : 0;
 		if ( ! $this->outbox->due_now( $id ) ) {
 			$this->back( array( 'wprelay_done' => 'outbox_none' ) );
@@ -177,15 +180,13 @@ class WPRelay_Admin_Page {
 	}
 
 	/**
-	 * Checks the capability and the nonce of a form post.
-	 *
-	 * @param string $action Nonce action.
+	 * Checks the capability of a form post (each handler then checks its
+	 * nonce with check_admin_referer(), where the sniffs can see it).
 	 */
-	private function guard( string $action ): void {
+	private function guard(): void {
 		if ( ! current_user_can( self::CAP ) ) {
 			wp_die( esc_html__( 'Sorry, you are not allowed to manage Webhook Relay.', 'wprelay' ), 403 );
 		}
-		check_admin_referer( $action );
 	}
 
 	/**
@@ -379,7 +380,14 @@ class WPRelay_Admin_Page {
 		}
 		echo '</form>';
 
-		$page = $this->client->events( array_merge( $filters, array( 'limit' => $this->per_page(), 'cursor' => self::arg( 'cursor' ) ) ) );
+		$query = array_merge(
+			$filters,
+			array(
+				'limit'  => $this->per_page(),
+				'cursor' => self::arg( 'cursor' ),
+			)
+		);
+		$page  = $this->client->events( $query );
 		if ( is_wp_error( $page ) ) {
 			$this->problem( $page, __( 'The events cannot be listed.', 'wprelay' ) );
 			return;
@@ -458,7 +466,14 @@ class WPRelay_Admin_Page {
 		$i = 0;
 		foreach ( $links as $s => $link ) {
 			$class = $s === $state ? ' class="current" aria-current="page"' : '';
-			echo '<li><a href="' . esc_url( self::url( array( 'tab' => 'outbox', 'state' => $s ) ) ) . '"' . $class . '>' . esc_html( $link[0] ) . ' <span class="count">(' . esc_html( (string) $link[1] ) . ')</span></a>' . ( ++$i < count( $links ) ? ' |' : '' ) . '</li>'; // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- $class is a constant string.
+			echo '<li><a href="' . esc_url(
+				self::url(
+					array(
+						'tab'   => 'outbox',
+						'state' => $s,
+					)
+				)
+			) . '"' . $class . '>' . esc_html( $link[0] ) . ' <span class="count">(' . esc_html( (string) $link[1] ) . ')</span></a>' . ( ++$i < count( $links ) ? ' |' : '' ) . '</li>'; // phpcs:ignore WordPress.Security.EscapeOutput.OutputNotEscaped -- $class is a constant string.
 		}
 		echo '</ul><br class="clear">';
 		$rows = $this->outbox->recent( 50, $state );
@@ -600,13 +615,13 @@ class WPRelay_Admin_Page {
 	/**
 	 * Returns a GET argument of the page, sanitized ('' when absent).
 	 *
-	 * @param string $name    Name.
-	 * @param string $default Default.
+	 * @param string $name     Name.
+	 * @param string $fallback Value when the argument is absent.
 	 * @return string
 	 */
-	public static function arg( string $name, string $default = '' ): string {
+	public static function arg( string $name, string $fallback = '' ): string {
 		if ( ! isset( $_GET[ $name ] ) ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- read-only view arguments.
-			return $default;
+			return $fallback;
 		}
 		return sanitize_text_field( wp_unslash( (string) $_GET[ $name ] ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
 	}
@@ -635,7 +650,7 @@ class WPRelay_Admin_Page {
 	 * @return string
 	 */
 	public static function badge( string $status, string $label = '' ): string {
-		$kind = array(
+		$kind  = array(
 			'delivered'   => 'ok',
 			'succeeded'   => 'ok',
 			'sent'        => 'ok',
@@ -679,19 +694,19 @@ class WPRelay_Admin_Page {
 	/**
 	 * Prints a one-button form posting to admin-post.php with a nonce.
 	 *
-	 * @param string $action Action name (also the nonce action).
-	 * @param string $label  Button label.
-	 * @param array  $fields Hidden fields.
-	 * @param string $class  Button classes.
+	 * @param string $action  Action name (also the nonce action).
+	 * @param string $label   Button label.
+	 * @param array  $fields  Hidden fields.
+	 * @param string $classes Button classes.
 	 */
-	public static function button( string $action, string $label, array $fields, string $class = 'button button-small' ): void {
+	public static function button( string $action, string $label, array $fields, string $classes = 'button button-small' ): void {
 		echo '<form method="post" action="' . esc_url( admin_url( 'admin-post.php' ) ) . '" class="wprelay-inline">';
 		echo '<input type="hidden" name="action" value="' . esc_attr( $action ) . '">';
 		foreach ( $fields as $k => $v ) {
 			echo '<input type="hidden" name="' . esc_attr( $k ) . '" value="' . esc_attr( (string) $v ) . '">';
 		}
 		wp_nonce_field( $action );
-		echo '<button type="submit" class="' . esc_attr( $class ) . '">' . esc_html( $label ) . '</button>';
+		echo '<button type="submit" class="' . esc_attr( $classes ) . '">' . esc_html( $label ) . '</button>';
 		echo '</form>';
 	}
 }

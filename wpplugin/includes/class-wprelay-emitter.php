@@ -208,13 +208,13 @@ class WPRelay_Emitter {
 	 * Runs $fn without emitting on WordPress hooks (for changes the sidecar
 	 * asked for).
 	 *
-	 * @param callable $fn Work.
-	 * @return mixed What $fn returned.
+	 * @param callable $work Work.
+	 * @return mixed What $work returned.
 	 */
-	public function quietly( callable $fn ) {
+	public function quietly( callable $work ) {
 		++$this->paused;
 		try {
-			return $fn();
+			return $work();
 		} finally {
 			--$this->paused;
 		}

@@ -163,7 +163,7 @@ class WPRelay_Event_Detail {
 			echo '<p class="description">' . esc_html__( 'No attempt yet.', 'wprelay' ) . '</p></div>';
 			return;
 		}
-		$first = (int) ( $d['attempts'] ?? 0 ) - count( $history ) + 1; // the sidecar keeps the most recent attempts
+		$first = (int) ( $d['attempts'] ?? 0 ) - count( $history ) + 1; // The sidecar keeps the most recent attempts.
 		echo '<ol class="wprelay-timeline" start="' . esc_attr( (string) max( 1, $first ) ) . '">';
 		foreach ( $history as $a ) {
 			$code = (int) ( $a['status'] ?? 0 );

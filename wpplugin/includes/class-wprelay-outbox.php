@@ -88,7 +88,7 @@ class WPRelay_Outbox {
 		$now   = time();
 		$done  = $this->db->query(
 			$this->db->prepare(
-				"UPDATE {$table} SET attempts = attempts + 1, next_at = %s WHERE id = %d AND state = 'pending' AND next_at <= %s", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				"UPDATE {$table} SET attempts = attempts + 1, next_at = %s WHERE id = %d AND state = 'pending' AND next_at <= %s",
 				gmdate( 'Y-m-d H:i:s', $now + self::LEASE ),
 				$id,
 				gmdate( 'Y-m-d H:i:s', $now )
@@ -108,7 +108,7 @@ class WPRelay_Outbox {
 	 */
 	public function get( int $id ): ?array {
 		$table = $this->schema->outbox();
-		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A );
 		return is_array( $row ) ? $row : null;
 	}
 
@@ -122,7 +122,7 @@ class WPRelay_Outbox {
 		$table = $this->schema->outbox();
 		$ids   = $this->db->get_col(
 			$this->db->prepare(
-				"SELECT id FROM {$table} WHERE state = 'pending' AND next_at <= %s ORDER BY next_at, id LIMIT %d", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				"SELECT id FROM {$table} WHERE state = 'pending' AND next_at <= %s ORDER BY next_at, id LIMIT %d",
 				gmdate( 'Y-m-d H:i:s' ),
 				$limit
 			)
@@ -218,7 +218,7 @@ class WPRelay_Outbox {
 		$table = $this->schema->outbox();
 		$this->db->query(
 			$this->db->prepare(
-				"UPDATE {$table} SET next_at = %s WHERE id = %d AND state = 'pending'", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				"UPDATE {$table} SET next_at = %s WHERE id = %d AND state = 'pending'",
 				gmdate( 'Y-m-d H:i:s' ),
 				$id
 			)
@@ -238,11 +238,11 @@ class WPRelay_Outbox {
 		$table = $this->schema->outbox();
 		$cols  = 'id, idempotency_key, event_type, object_ref, state, attempts, next_at, last_error, created_at, sent_at';
 		if ( '' === $state ) {
-			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} ORDER BY id DESC LIMIT %d", $limit ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} ORDER BY id DESC LIMIT %d", $limit );
 		} else {
-			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} WHERE state = %s ORDER BY id DESC LIMIT %d", $state, $limit ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+			$sql = $this->db->prepare( "SELECT {$cols} FROM {$table} WHERE state = %s ORDER BY id DESC LIMIT %d", $state, $limit );
 		}
-		$rows = $this->db->get_results( $sql, ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.NotPrepared
+		$rows = $this->db->get_results( $sql, ARRAY_A );
 		return is_array( $rows ) ? $rows : array();
 	}
 
@@ -253,7 +253,7 @@ class WPRelay_Outbox {
 	 */
 	public function counts(): array {
 		$table = $this->schema->outbox();
-		$rows  = $this->db->get_results( "SELECT state, COUNT(*) AS n FROM {$table} GROUP BY state", ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$rows  = $this->db->get_results( "SELECT state, COUNT(*) AS n FROM {$table} GROUP BY state", ARRAY_A );
 		$out   = array(
 			'pending' => 0,
 			'sent'    => 0,

@@ -89,6 +89,15 @@ class WPRelay_Plugin {
 			$part->register_hooks();
 		}
 		add_action( WPRelay_Sender::CRON_HOOK, array( $this->dispatcher, 'recover' ), 20 );
+		add_action( 'init', array( $this, 'load_textdomain' ) );
+	}
+
+	/**
+	 * Loads the translations in languages/ (wprelay-{locale}.mo), for
+	 * installs that do not get them from translate.wordpress.org.
+	 */
+	public function load_textdomain(): void {
+		load_plugin_textdomain( 'wprelay', false, dirname( plugin_basename( WPRELAY_DIR . '/wprelay.php' ) ) . '/languages' );
 	}
 
 	/**

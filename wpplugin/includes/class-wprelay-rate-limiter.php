@@ -98,7 +98,7 @@ class WPRelay_Rate_Limiter {
 		}
 		$this->db->query(
 			$this->db->prepare(
-				"INSERT INTO {$this->db->options} (option_name, option_value, autoload) VALUES (%s, '1', 'no') ON DUPLICATE KEY UPDATE option_value = option_value + 1", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				"INSERT INTO {$this->db->options} (option_name, option_value, autoload) VALUES (%s, '1', 'no') ON DUPLICATE KEY UPDATE option_value = option_value + 1",
 				$name
 			)
 		);
@@ -106,13 +106,13 @@ class WPRelay_Rate_Limiter {
 			// First hit of this window: drop the window before the last one.
 			$this->db->query(
 				$this->db->prepare(
-					"DELETE FROM {$this->db->options} WHERE option_name LIKE %s AND option_name < %s", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+					"DELETE FROM {$this->db->options} WHERE option_name LIKE %s AND option_name < %s",
 					$this->db->esc_like( WPRelay_Schema::RATE_OPTION_PREFIX . substr( md5( $bucket ), 0, 16 ) . '_' ) . '%',
 					WPRelay_Schema::RATE_OPTION_PREFIX . substr( md5( $bucket ), 0, 16 ) . '_' . ( $window - 1 )
 				)
 			);
 			return 1;
 		}
-		return (int) $this->db->get_var( $this->db->prepare( "SELECT option_value FROM {$this->db->options} WHERE option_name = %s", $name ) ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		return (int) $this->db->get_var( $this->db->prepare( "SELECT option_value FROM {$this->db->options} WHERE option_name = %s", $name ) );
 	}
 }

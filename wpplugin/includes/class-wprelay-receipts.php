@@ -56,12 +56,12 @@ class WPRelay_Receipts {
 	 * @throws RuntimeException When the database refuses the insert.
 	 */
 	public function insert_if_new( array $row ): ?int {
-		$table = $this->schema->receipts();
 		// ON DUPLICATE KEY UPDATE id = id: 1 row affected for an insert, 0
 		// for a duplicate, and other errors still surface (INSERT IGNORE
 		// would hide truncation too).
-		$sql = $this->db->prepare(
-			"INSERT INTO {$table} (idempotency_key, route, event_id, event_type, event, trace_id, received_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$table = $this->schema->receipts();
+		$sql   = $this->db->prepare(
+			"INSERT INTO {$table} (idempotency_key, route, event_id, event_type, event, trace_id, received_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
 			$row['idempotency_key'],
 			$row['route'],
 			$row['event_id'],
@@ -71,9 +71,9 @@ class WPRelay_Receipts {
 			gmdate( 'Y-m-d H:i:s' ),
 			$row['status']
 		);
-		$done = $this->db->query( $sql ); // phpcs:ignore WordPress.DB.PreparedSQL.NotPrepared
+		$done  = $this->db->query( $sql );
 		if ( false === $done ) {
-			throw new RuntimeException( 'receipt insert failed: ' . $this->db->last_error );
+			throw new RuntimeException( esc_html( 'receipt insert failed: ' . $this->db->last_error ) );
 		}
 		return 1 === (int) $done ? (int) $this->db->insert_id : null;
 	}
@@ -86,7 +86,7 @@ class WPRelay_Receipts {
 	 */
 	public function get( int $id ): ?array {
 		$table = $this->schema->receipts();
-		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE id = %d", $id ), ARRAY_A );
 		return is_array( $row ) ? $row : null;
 	}
 
@@ -98,7 +98,7 @@ class WPRelay_Receipts {
 	 */
 	public function find( string $key ): ?array {
 		$table = $this->schema->receipts();
-		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE idempotency_key = %s", $key ), ARRAY_A ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$row   = $this->db->get_row( $this->db->prepare( "SELECT * FROM {$table} WHERE idempotency_key = %s", $key ), ARRAY_A );
 		return is_array( $row ) ? $row : null;
 	}
 
@@ -161,7 +161,7 @@ class WPRelay_Receipts {
 		$table = $this->schema->receipts();
 		$ids   = $this->db->get_col(
 			$this->db->prepare(
-				"SELECT id FROM {$table} WHERE status = %s AND received_at < %s ORDER BY id LIMIT %d", // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+				"SELECT id FROM {$table} WHERE status = %s AND received_at < %s ORDER BY id LIMIT %d",
 				$status,
 				gmdate( 'Y-m-d H:i:s', time() - $age ),
 				$limit

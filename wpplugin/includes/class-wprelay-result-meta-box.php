@@ -38,7 +38,8 @@ class WPRelay_Result_Meta_Box {
 	 * @param WP_Post|null $post      The post being edited.
 	 */
 	public function add( $post_type, $post = null ): void {
-		if ( ! $post instanceof WP_Post || WPRelay_Results_Controller::POST_TYPE === $post_type || ! $this->results( $post->ID, 1 ) ) {
+		$cap = 'read_private_' . WPRelay_Results_Controller::CAPABILITY_TYPE[1];
+		if ( ! $post instanceof WP_Post || WPRelay_Results_Controller::POST_TYPE === $post_type || ! current_user_can( $cap ) || ! $this->results( $post->ID, 1 ) ) {
 			return;
 		}
 		add_meta_box( self::ID, __( 'Webhook Relay results', 'wprelay' ), array( $this, 'render' ), null, 'side', 'default' );

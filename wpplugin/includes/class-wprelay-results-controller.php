@@ -34,6 +34,16 @@ class WPRelay_Results_Controller extends WPRelay_REST_Controller {
 	const META_RESULT_ID  = '_wprelay_result_id';
 
 	/**
+	 * The post type's own capability type (singular, plural): results hold
+	 * CRM and AI answers, so only roles given these capabilities (the
+	 * administrator, by default) may read or edit them.
+	 */
+	const CAPABILITY_TYPE = array( 'wprelay_result', 'wprelay_results' );
+
+	/** Roles given the result capabilities on activation and upgrade. */
+	const DEFAULT_ROLES = array( 'administrator' );
+
+	/**
 	 * Emitter (paused while storing, so that results do not echo back).
 	 *
 	 * @var WPRelay_Emitter
@@ -79,11 +89,66 @@ class WPRelay_Results_Controller extends WPRelay_REST_Controller {
 				'rewrite'             => false,
 				'query_var'           => false,
 				'supports'            => array( 'title', 'editor', 'custom-fields' ),
-				'capability_type'     => 'post',
+				'capability_type'     => self::CAPABILITY_TYPE,
 				'capabilities'        => array( 'create_posts' => 'do_not_allow' ),
 				'map_meta_cap'        => true,
 			)
 		);
+	}
+
+	/**
+	 * Returns the primitive capabilities of the result post type (what
+	 * map_meta_cap maps edit_post, read_post and delete_post to).
+	 *
+	 * @return string[]
+	 */
+	public static function primitive_caps(): array {
+		list( $one, $many ) = self::CAPABILITY_TYPE;
+		unset( $one );
+		$caps = array();
+		foreach ( array( 'edit_%s', 'edit_others_%s', 'edit_private_%s', 'edit_published_%s', 'read_private_%s', 'delete_%s', 'delete_others_%s', 'delete_private_%s', 'delete_published_%s', 'publish_%s' ) as $format ) {
+			$caps[] = sprintf( $format, $many );
+		}
+		return $caps;
+	}
+
+	/**
+	 * Gives the result capabilities to the roles that should have them
+	 * (administrator by default; the `wprelay_result_roles` filter changes
+	 * the list) in the current site.
+	 */
+	public static function grant_caps(): void {
+		/**
+		 * Filters the roles that may read and edit wprelay_result posts.
+		 *
+		 * @since 0.2.0
+		 *
+		 * @param string[] $roles Role names. Default array( 'administrator' ).
+		 */
+		$roles = (array) apply_filters( 'wprelay_result_roles', self::DEFAULT_ROLES );
+		foreach ( $roles as $name ) {
+			$role = get_role( (string) $name );
+			if ( null === $role ) {
+				continue;
+			}
+			foreach ( self::primitive_caps() as $cap ) {
+				if ( ! $role->has_cap( $cap ) ) {
+					$role->add_cap( $cap );
+				}
+			}
+		}
+	}
+
+	/**
+	 * Removes the result capabilities from every role of the current site
+	 * (uninstall).
+	 */
+	public static function revoke_caps(): void {
+		foreach ( wp_roles()->role_objects as $role ) {
+			foreach ( self::primitive_caps() as $cap ) {
+				$role->remove_cap( $cap );
+			}
+		}
 	}
 
 	/**
@@ -236,7 +301,7 @@ class WPRelay_Results_Controller extends WPRelay_REST_Controller {
 			$candidates[] = $event['data']['object_ref'];
 		}
 		if ( isset( $event['subject']['id'] ) ) {
-			// The sidecar normalizes "post:123" to {"type":"post","id":"123"}.
+			// The sidecar normalizes "post:123" to a subject of type post and id 123.
 			$candidates[] = (string) $event['subject']['id'];
 			if ( isset( $event['subject']['type'] ) ) {
 				$candidates[] = $event['subject']['type'] . ':' . $event['subject']['id'];

@@ -16,13 +16,19 @@ if ( ! defined( 'ABSPATH' ) ) {
  *   idempotency_key), the dedupe record and the dispatch queue;
  * - outbox: one row per event WordPress emits, until the sidecar took it.
  *
- * The schema version is kept in an option and compared on plugins_loaded,
- * so that an upgrade that ships without an activation still migrates.
+ * The schema version is kept in an autoloaded option (it is read on every
+ * request) and compared on plugins_loaded, so that an upgrade that ships
+ * without an activation still migrates.
+ *
+ * On a multisite network each site has its own tables (its own prefix):
+ * network activation creates every site's, a site created later gets its
+ * own on wp_initialize_site, deleting a site drops them (wpmu_drop_tables),
+ * and uninstall.php drops every site's.
  */
 class WPRelay_Schema {
 
 	/** Version of the CREATE TABLE statements below; bump on any change. */
-	const VERSION = '1';
+	const VERSION = '2';
 
 	/** Option holding the installed schema version. */
 	const VERSION_OPTION = 'wprelay_db_version';
@@ -58,6 +64,22 @@ class WPRelay_Schema {
 	 */
 	public function register_hooks(): void {
 		add_action( 'plugins_loaded', array( $this, 'maybe_upgrade' ), 5 );
+		add_filter( 'wpmu_drop_tables', array( $this, 'site_tables' ), 10, 2 );
+	}
+
+	/**
+	 * Adds a site's tables to those WordPress drops when the site is
+	 * deleted.
+	 *
+	 * @param string[] $tables  Table names.
+	 * @param int      $site_id Site id.
+	 * @return string[]
+	 */
+	public function site_tables( $tables, $site_id = 0 ) {
+		$prefix   = $this->db->get_blog_prefix( (int) $site_id );
+		$tables[] = $prefix . self::RECEIPTS;
+		$tables[] = $prefix . self::OUTBOX;
+		return $tables;
 	}
 
 	/**
@@ -110,6 +132,7 @@ class WPRelay_Schema {
   PRIMARY KEY  (id),
   UNIQUE KEY idempotency_key (idempotency_key),
   KEY status_received (status,received_at),
+  KEY received_at (received_at),
   KEY event_id (event_id)
 ) $charset;";
 		$outbox   = "CREATE TABLE {$this->outbox()} (
@@ -126,10 +149,15 @@ class WPRelay_Schema {
   sent_at datetime NULL,
   PRIMARY KEY  (id),
   UNIQUE KEY idempotency_key (idempotency_key),
-  KEY state_next (state,next_at)
+  KEY state_next (state,next_at),
+  KEY state_sent (state,sent_at)
 ) $charset;";
 		dbDelta( array( $receipts, $outbox ) );
-		update_option( self::VERSION_OPTION, self::VERSION, false );
+		// Autoloaded: maybe_upgrade() reads it on every request. Deleted
+		// first because update_option() keeps an existing row's autoload.
+		delete_option( self::VERSION_OPTION );
+		add_option( self::VERSION_OPTION, self::VERSION, '', 'yes' );
+		WPRelay_Results_Controller::grant_caps();
 	}
 
 	/**
@@ -137,7 +165,7 @@ class WPRelay_Schema {
 	 */
 	public function drop(): void {
 		// Table names come from constants and the site's prefix, not from input.
-		$this->db->query( "DROP TABLE IF EXISTS {$this->receipts()}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
-		$this->db->query( "DROP TABLE IF EXISTS {$this->outbox()}" ); // phpcs:ignore WordPress.DB.PreparedSQL.InterpolatedNotPrepared
+		$this->db->query( "DROP TABLE IF EXISTS {$this->receipts()}" );
+		$this->db->query( "DROP TABLE IF EXISTS {$this->outbox()}" );
 	}
 }

@@ -85,7 +85,7 @@ class WPRelay_Sender {
 	 * Hooks the cron schedule and handler in.
 	 */
 	public function register_hooks(): void {
-		add_filter( 'cron_schedules', array( $this, 'cron_schedules' ) ); // phpcs:ignore WordPress.WP.CronInterval.ChangeDetected
+		add_filter( 'cron_schedules', array( $this, 'cron_schedules' ) ); // phpcs:ignore WordPress.WP.CronInterval.CronSchedulesInterval -- a one-minute outbox retry; each run is a short, bounded batch.
 		add_action( self::CRON_HOOK, array( $this, 'flush' ) );
 		add_action( 'init', array( $this, 'ensure_scheduled' ) );
 	}
@@ -170,7 +170,7 @@ class WPRelay_Sender {
 			),
 			$this->config->get( 'WPRELAY_SITE_JWT_SECRET' )
 		);
-		$key = $row['idempotency_key'];
+		$key   = $row['idempotency_key'];
 		return array(
 			'url'  => $this->config->hook_url(),
 			'args' => array(

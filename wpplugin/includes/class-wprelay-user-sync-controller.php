@@ -24,7 +24,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 class WPRelay_User_Sync_Controller extends WPRelay_REST_Controller {
 
 	/** Capabilities that make a role privileged: never granted, never modified. */
-	const PRIVILEGED_CAPS = array( 'manage_options', 'promote_users', 'edit_users', 'create_users', 'delete_users', 'activate_plugins', 'install_plugins', 'edit_plugins', 'update_core', 'edit_files', 'manage_network' );
+	const PRIVILEGED_CAPS = array( 'manage_options', 'promote_users', 'edit_users', 'create_users', 'delete_users', 'activate_plugins', 'install_plugins', 'edit_plugins', 'update_core', 'edit_files', 'manage_network', 'unfiltered_html', 'edit_theme_options' );
 
 	/**
 	 * Emitter (paused while syncing, so the change does not echo back).
@@ -297,8 +297,10 @@ class WPRelay_User_Sync_Controller extends WPRelay_REST_Controller {
 	private function unique_login( string $login ): string {
 		$login     = substr( $login, 0, 50 );
 		$candidate = $login;
-		for ( $i = 2; username_exists( $candidate ); $i++ ) {
+		$i         = 2;
+		while ( username_exists( $candidate ) ) {
 			$candidate = $login . $i;
+			++$i;
 		}
 		return $candidate;
 	}
