@@ -41,13 +41,12 @@ func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
 	if err != nil || len(env) == 0 || env[0] != envSpliced {
 		return env, err
 	}
-	v := tx.Bucket(bucketRaws).Get(id)
-	if v == nil {
-		return nil, fmt.Errorf("envelope %s: its raw request, which holds its data, is missing", id)
-	}
-	plain, err := sealer.Open(bucketRaws, string(id), v)
+	plain, err := loadRaw(tx, sealer, id)
 	if err != nil {
 		return nil, err
+	}
+	if plain == nil {
+		return nil, fmt.Errorf("envelope %s: its raw request, which holds its data, is missing", id)
 	}
 	body, err := rawBody(plain)
 	if err != nil {

@@ -88,11 +88,11 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 					return err
 				}
 				it := item{e: e}
-				if v := tx.Bucket(bucketRaws).Get(id); v != nil {
-					plain, err := db.sealer.Open(bucketRaws, string(id), v)
-					if err != nil {
-						return err
-					}
+				plain, err := loadRaw(tx, db.sealer, id)
+				if err != nil {
+					return err
+				}
+				if plain != nil {
 					raw, err := decodeRaw(plain)
 					if err != nil {
 						return fmt.Errorf("decode raw %s: %w", id, err)

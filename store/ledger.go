@@ -95,13 +95,12 @@ func loadRequest(tx *bolt.Tx, d *deliveryRec, sealer *Sealer) (*relay.Request, e
 func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 	var raw relay.Raw
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketRaws).Get([]byte(id))
-		if v == nil {
-			return relay.ErrNotFound
-		}
-		plain, err := db.sealer.Open(bucketRaws, id, v)
+		plain, err := loadRaw(tx, db.sealer, []byte(id))
 		if err != nil {
 			return err
+		}
+		if plain == nil {
+			return relay.ErrNotFound
 		}
 		raw, err = decodeRaw(plain)
 		return err

@@ -92,6 +92,9 @@ func pruneEvents(w *wtx, before time.Time, max int) (int, error) {
 			if !ok || at >= limit {
 				break
 			}
+			if hasSiblings(w, id) {
+				continue // events of its request still read its raw request
+			}
 			if status != relay.EventDiscarded {
 				// A failed event may still have a delivery under way, a
 				// delivered one a mirror copy.
@@ -152,6 +155,11 @@ func deleteEvent(w *wtx, id string) error {
 		return err
 	}
 	bid := []byte(id)
+	if b := w.tx.Bucket(bucketRawOf); b != nil {
+		if owner := b.Get(bid); owner != nil {
+			dels = append(dels, [2][]byte{bucketRawOf, bid}, [2][]byte{bucketRawSibs, siblingKey(string(owner), id)})
+		}
+	}
 	dels = append(dels, [2][]byte{bucketEvents, bid}, [2][]byte{bucketEnvelopes, bid}, [2][]byte{bucketRaws, bid})
 	dels = append(dels, r.indexKeys(true)...)
 	for _, del := range dels {
@@ -161,4 +169,15 @@ func deleteEvent(w *wtx, id string) error {
 	}
 	w.count("event", r.Status, -1)
 	return nil
+}
+
+// hasSiblings reports whether other events read event id's raw request.
+func hasSiblings(w *wtx, id []byte) bool {
+	b := w.tx.Bucket(bucketRawSibs)
+	if b == nil {
+		return false
+	}
+	prefix := append(bytes.Clone(id), sep)
+	k, _ := b.Cursor().Seek(prefix)
+	return k != nil && bytes.HasPrefix(k, prefix)
 }

@@ -37,7 +37,13 @@ type prepared struct {
 	rec       eventRec
 	meta      []byte
 	envelope  []byte
-	raw       []byte
+	// raw is the request, shared by the events of one request (a batch);
+	// rawPlain its stored form; rawSealed that form sealed for this event,
+	// made for the first event of each request (the likely owner, see
+	// insert).
+	raw       *relay.Raw
+	rawPlain  []byte
+	rawSealed []byte
 	dels      []preparedDelivery
 	pending   int64
 	// puts are the records insert writes as they are (everything but the
@@ -141,8 +147,9 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			if !ok {
 				raw = encodeRaw(in.Raw)
 				raws[in.Raw] = raw
+				p.rawSealed = db.sealer.Seal(bucketRaws, p.id, raw)
 			}
-			p.raw = db.sealer.Seal(bucketRaws, p.id, raw)
+			p.raw, p.rawPlain = in.Raw, raw
 		}
 		p.puts = p.records()
 	}
@@ -150,8 +157,8 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 }
 
 // records returns the records of a new event that insert writes as they
-// are: the event, its key, envelope, raw request and index entries, and its
-// deliveries but the ordered ones.
+// are: the event, its key, envelope and index entries, and its deliveries
+// but the ordered ones (not the raw request: see insert).
 func (p *prepared) records() [][3][]byte {
 	id := []byte(p.id)
 	puts := make([][3][]byte, 0, 10+3*len(p.dels))
@@ -162,9 +169,6 @@ func (p *prepared) records() [][3][]byte {
 	)
 	if p.envelope != nil {
 		puts = append(puts, [3][]byte{bucketEnvelopes, id, p.envelope})
-	}
-	if p.raw != nil {
-		puts = append(puts, [3][]byte{bucketRaws, id, p.raw})
 	}
 	for _, ik := range p.rec.indexKeys(false) {
 		puts = append(puts, [3][]byte{ik[0], ik[1], nil})
@@ -201,6 +205,7 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 	)
 	err = db.update(ctx, func(w *wtx) error {
 		outs, added = make([]relay.Outcome, len(preps)), 0
+		owners := map[*relay.Raw]string{}
 		if b.Nonce != "" {
 			// A nonce is kept in nonceexp only, under its expiry and itself:
 			// a replayed token brings the same pair (its exp is signed with
@@ -229,7 +234,7 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 					return err
 				}
 			}
-			if err := db.insert(w, p); err != nil {
+			if err := db.insert(w, p, owners); err != nil {
 				return err
 			}
 			outs[i] = relay.Outcome{ID: p.id}
@@ -244,8 +249,12 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 	return outs, nil
 }
 
-// insert writes a new event with its deliveries, indexes and key.
-func (db *DB) insert(w *wtx, p *prepared) error {
+// insert writes a new event with its deliveries, indexes, key and raw
+// request. The raw request of a request that carries several events (a
+// HubSpot batch) is stored once, under the first of them that is new (its
+// owner, recorded in owners): the others point at it (rawof, rawsibs), so
+// that a batch of n events costs its body once, not n times.
+func (db *DB) insert(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 	id := []byte(p.id)
 	if w.b(bucketEvents).Get(id) != nil {
 		return fmt.Errorf("event %s already stored", p.id)
@@ -263,6 +272,9 @@ func (db *DB) insert(w *wtx, p *prepared) error {
 			return fmt.Errorf("put %s: %w", put[0], err)
 		}
 	}
+	if err := db.putRaw(w, p, owners); err != nil {
+		return err
+	}
 	for i := range ordered {
 		if err := w.enterQueue(&ordered[i]); err != nil {
 			return err
@@ -270,6 +282,56 @@ func (db *DB) insert(w *wtx, p *prepared) error {
 	}
 	w.count("event", p.rec.Status, 1)
 	return nil
+}
+
+// putRaw stores p's raw request, or a pointer to the event of the same
+// request that holds it.
+func (db *DB) putRaw(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
+	if p.raw == nil {
+		return nil
+	}
+	if owner, ok := owners[p.raw]; ok {
+		if err := w.b(bucketRawOf).Put([]byte(p.id), []byte(owner)); err != nil {
+			return err
+		}
+		return w.b(bucketRawSibs).Put(siblingKey(owner, p.id), nil)
+	}
+	owners[p.raw] = p.id
+	sealed := p.rawSealed
+	if sealed == nil { // the request's first event was a duplicate
+		sealed = db.sealer.Seal(bucketRaws, p.id, p.rawPlain)
+	}
+	return w.b(bucketRaws).Put([]byte(p.id), sealed)
+}
+
+// siblingKey is the rawsibs key of event id, which reads owner's raw
+// request.
+func siblingKey(owner, id string) []byte {
+	k := make([]byte, 0, len(owner)+1+len(id))
+	return append(append(append(k, owner...), sep), id...)
+}
+
+// loadRaw returns the stored form of event id's raw request, unsealed,
+// following the pointer of an event that shares its request's; nil when
+// it has none.
+func loadRaw(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
+	owner := id
+	v := tx.Bucket(bucketRaws).Get(id)
+	if v == nil {
+		if b := tx.Bucket(bucketRawOf); b != nil {
+			if o := b.Get(id); o != nil {
+				owner = o
+				v = tx.Bucket(bucketRaws).Get(o)
+				if v == nil {
+					return nil, fmt.Errorf("raw %s: the event %s that holds its request's raw request has none", id, o)
+				}
+			}
+		}
+	}
+	if v == nil {
+		return nil, nil
+	}
+	return sealer.Open(bucketRaws, string(owner), v)
 }
 
 // Claim marks up to n deliveries for target due at or before now as in

@@ -40,9 +40,12 @@ import (
 // alone, and no index entry for an empty tenant or type — and reads all
 // that versions 1 and 2 wrote. Open upgrades a version 1 or 2 file (new
 // buckets start empty; no record is rewritten), OpenReadOnly reads one as
-// is. A binary that knows only version 2 refuses a version 3 file rather
-// than misread it.
-const schemaVersion = 3
+// is. Version 4 added the buckets of v4Buckets: the events of one request
+// (a HubSpot batch) share its raw request, stored once under the first
+// event's id (rawof, rawsibs). A binary that knows only version 2 refuses a
+// version 3 file rather than misread it, and one that knows version 3 a
+// version 4 file.
+const schemaVersion = 4
 
 // Bucket names.
 var (
@@ -68,6 +71,11 @@ var (
 	bucketSubjQueue  = []byte("subjq")
 	bucketSubjLast   = []byte("subjlast")
 	bucketCounters   = []byte("counters")
+	// bucketRawOf maps an event that shares another's raw request to that
+	// event (its owner); bucketRawSibs holds owner‖sep‖event for each, so
+	// that an owner is kept while an event still reads its raw request.
+	bucketRawOf   = []byte("rawof")
+	bucketRawSibs = []byte("rawsibs")
 
 	// v1Buckets are the buckets of a version 1 file.
 	v1Buckets = [][]byte{
@@ -78,8 +86,12 @@ var (
 	}
 	// v2Buckets were added by version 2: dry-run requests, per-subject
 	// ordering, counters.
-	v2Buckets  = [][]byte{bucketRequests, bucketSubjQueue, bucketSubjLast, bucketCounters}
-	allBuckets = append(append([][]byte{}, v1Buckets...), v2Buckets...)
+	v2Buckets = [][]byte{bucketRequests, bucketSubjQueue, bucketSubjLast, bucketCounters}
+	// v4Buckets were added by version 4: raw requests shared by the events
+	// of one request.
+	v4Buckets    = [][]byte{bucketRawOf, bucketRawSibs}
+	v2AllBuckets = append(append([][]byte{}, v1Buckets...), v2Buckets...)
+	allBuckets   = append(append([][]byte{}, v2AllBuckets...), v4Buckets...)
 )
 
 // DefaultLockTimeout is how long Open waits for the file lock by default.
@@ -247,8 +259,8 @@ func initSchema(tx *bolt.Tx) error {
 	}
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get([]byte("version")); v == nil || getInt64(v) < schemaVersion {
-		// New, or an earlier version upgraded: the v2 buckets were just
-		// created; version 3 changed how records are written, not where.
+		// New, or an earlier version upgraded: the v2 and v4 buckets were
+		// just created; version 3 changed how records are written, not where.
 		if err := meta.Put([]byte("version"), putInt64(schemaVersion)); err != nil {
 			return err
 		}
@@ -257,8 +269,8 @@ func initSchema(tx *bolt.Tx) error {
 }
 
 // checkSchema checks that the schema version is one this code reads (1 to
-// 3) and that its buckets exist. Code that reads a v2 bucket copes with its
-// absence (a version 1 file opened read-only).
+// 4) and that its buckets exist. Code that reads a v2 or v4 bucket copes
+// with its absence (an earlier file opened read-only).
 func checkSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
@@ -269,8 +281,11 @@ func checkSchema(tx *bolt.Tx) error {
 		return fmt.Errorf("schema version %d, this wprelay reads versions 1 to %d", v, schemaVersion)
 	}
 	want := v1Buckets
-	if v >= 2 {
+	switch {
+	case v >= 4:
 		want = allBuckets
+	case v >= 2:
+		want = v2AllBuckets
 	}
 	for _, name := range want {
 		if tx.Bucket(name) == nil {

@@ -143,3 +143,57 @@ func testPruneMax(f *fixture) {
 	}
 	f.wantPending(5)
 }
+
+// testRawShared: the events of one request share its raw request (a store
+// may keep it once), also when the request's first event is a duplicate;
+// each event reads it, in Raw and Export, until the last of them is
+// pruned, whichever goes first.
+func testRawShared(f *fixture) {
+	raw := &relay.Raw{
+		Method: "POST", Path: "/hooks/hubspot",
+		Header: map[string][]string{"Content-Type": {"application/json"}},
+		Body:   []byte(`[{"eventId":1},{"eventId":2},{"eventId":3}]`),
+	}
+	first := f.add(in("k1", t0, "a"))
+	e1, e2, e3 := in("k1", t0, "a"), in("k2", t0, "a"), in("k3", t0, "b")
+	e1.Raw, e2.Raw, e3.Raw = raw, raw, raw
+	outs := f.enqueue(e1, e2, e3)
+	if !outs[0].Duplicate || outs[0].ID != first || outs[1].Duplicate || outs[2].Duplicate {
+		f.t.Fatalf("outcomes = %+v, want a duplicate of %s then two new events", outs, first)
+	}
+	wantRaw := func(id string) {
+		f.t.Helper()
+		got, err := f.s.Raw(f.ctx, id)
+		if err != nil || string(got.Body) != string(raw.Body) || got.Path != raw.Path {
+			f.t.Errorf("Raw %s = %+v, %v; want the batch's request", id, got, err)
+		}
+	}
+	wantRaw(outs[1].ID)
+	wantRaw(outs[2].ID)
+	_, raws, _ := f.export(relay.EventFilter{})
+	for _, id := range []string{outs[1].ID, outs[2].ID} {
+		if r := raws[id]; r == nil || string(r.Body) != string(raw.Body) {
+			f.t.Errorf("Export raw of %s = %+v, want the batch's request", id, r)
+		}
+	}
+	// The second event is done, the third still pending: pruning keeps
+	// what the third reads.
+	now := t0.Add(time.Hour)
+	f.settle("a", now, relay.DeliverySucceeded)
+	f.prune(now, now, 100)
+	wantRaw(outs[2].ID)
+	if _, err := f.s.Event(f.ctx, outs[2].ID); err != nil {
+		f.t.Fatalf("pending event pruned: %v", err)
+	}
+	f.settle("b", now, relay.DeliverySucceeded)
+	for f.prune(now, now, 100) > 0 {
+	}
+	for _, id := range []string{outs[1].ID, outs[2].ID} {
+		if _, err := f.s.Raw(f.ctx, id); !errors.Is(err, relay.ErrNotFound) {
+			f.t.Errorf("Raw %s after the last prune: err = %v, want relay.ErrNotFound", id, err)
+		}
+	}
+	if ids := f.events(relay.EventFilter{}); len(ids) != 0 {
+		f.t.Errorf("events left after pruning all = %v", ids)
+	}
+}

@@ -153,6 +153,7 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "Nonces", testPruneNonces)
 		run(t, "Events", testPruneEvents)
 		run(t, "Max", testPruneMax)
+		run(t, "RawShared", testRawShared)
 	})
 }
 

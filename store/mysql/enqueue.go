@@ -35,9 +35,14 @@ type prepared struct {
 	received time.Time
 	status   string
 	envelope []byte
-	raw      []byte
-	dels     []prepDelivery
-	pending  int64
+	// raw is the request, shared by the events of one request (a batch);
+	// rawPlain its stored form; rawSealed that form sealed for this event,
+	// made for the first event of each request (see applyEnqueue).
+	raw       *relay.Raw
+	rawPlain  []byte
+	rawSealed []byte
+	dels      []prepDelivery
+	pending   int64
 }
 
 type prepDelivery struct {
@@ -129,8 +134,9 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 					return nil, fmt.Errorf("event %d: encode raw: %w", i, err)
 				}
 				raws[in.Raw] = raw
+				p.rawSealed = db.sealer.Seal(labelRaw, p.id, raw)
 			}
-			p.raw = db.sealer.Seal(labelRaw, p.id, raw)
+			p.raw, p.rawPlain = in.Raw, raw
 		}
 	}
 	return preps, nil
@@ -350,6 +356,10 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 	dels := &bulk{head: db.t.expand(`INSERT INTO {deliveries} (event_id, target, source, status, since, created_at, next_at, due_at, history,
 		mirror, request, order_key, order_flags, order_at, queued, parked)`), width: 16, budget: db.packet, exec: exec}
 	ordered := &bulk{head: dels.head, width: 16, budget: db.packet, exec: exec}
+	refs := &bulk{head: db.t.expand("INSERT INTO {rawrefs} (event_id, owner_id)"), width: 2, budget: db.packet, exec: exec}
+	// The raw request of a request that carries several events is stored
+	// once, with the first of them that is new (its owner).
+	owners := map[*relay.Raw]string{}
 	var subjects []subject
 	for _, p := range news {
 		var err error
@@ -364,7 +374,18 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 		}
 		var raw any
 		if p.raw != nil {
-			raw = p.raw
+			if owner, ok := owners[p.raw]; ok {
+				if err := refs.add(p.id, owner); err != nil {
+					return err
+				}
+			} else {
+				owners[p.raw] = p.id
+				sealed := p.rawSealed
+				if sealed == nil { // the request's first event was a duplicate
+					sealed = db.sealer.Seal(labelRaw, p.id, p.rawPlain)
+				}
+				raw = sealed
+			}
 		}
 		if err := bodies.add(p.id, p.envelope, raw); err != nil {
 			return err
@@ -390,7 +411,7 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 		}
 		c.add("event", p.status, 1)
 	}
-	for _, b := range []*bulk{evs, bodies, dels} {
+	for _, b := range []*bulk{evs, bodies, dels, refs} {
 		if err := b.flush(); err != nil {
 			return err
 		}

@@ -146,15 +146,20 @@ func prefixed(p, cols string) string {
 // Raw returns the request as stored; relay.ErrNotFound when the event is
 // unknown or was stored without one.
 func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
-	var v []byte
-	err := db.sql.QueryRowContext(ctx, db.t.expand("SELECT raw FROM {bodies} WHERE event_id = ?"), id).Scan(&v)
+	var (
+		v     []byte
+		owner string
+	)
+	// An event that shares its request's raw request reads its owner's.
+	err := db.sql.QueryRowContext(ctx, db.t.expand("SELECT COALESCE(b.raw, o.raw), COALESCE(r.owner_id, b.event_id) FROM {bodies} b"+
+		" LEFT JOIN {rawrefs} r ON r.event_id = b.event_id LEFT JOIN {bodies} o ON o.event_id = r.owner_id WHERE b.event_id = ?"), id).Scan(&v, &owner)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && v == nil {
 		return nil, fmt.Errorf("raw %s: %w", id, relay.ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", id, unavailable(err))
 	}
-	raw, err := db.decodeRaw(id, v)
+	raw, err := db.decodeRaw(owner, v)
 	if err != nil {
 		return nil, fmt.Errorf("raw %s: %w", id, err)
 	}
@@ -697,16 +702,21 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 				args = append(args, afterAt, afterAt, afterID)
 			}
 			args = append(args, exportChunk)
-			rows, err := tx.QueryContext(ctx, db.t.expand("SELECT "+prefixed("e.", eventCols)+", b.envelope, b.raw FROM {events} e LEFT JOIN {bodies} b ON b.event_id = e.id"+
+			// An event that shares its request's raw request reads its
+			// owner's (rawrefs).
+			rows, err := tx.QueryContext(ctx, db.t.expand("SELECT "+prefixed("e.", eventCols)+", b.envelope, COALESCE(b.raw, o.raw), COALESCE(r.owner_id, e.id)"+
+				" FROM {events} e LEFT JOIN {bodies} b ON b.event_id = e.id LEFT JOIN {rawrefs} r ON r.event_id = e.id LEFT JOIN {bodies} o ON o.event_id = r.owner_id"+
 				whereClause(where)+" ORDER BY e.received_at, e.id LIMIT ?"), args...)
 			if err != nil {
 				return err
 			}
 			var evs []relay.Event
 			var raws [][]byte
+			var owners []string
 			for rows.Next() {
 				var env, raw []byte
-				e, err := scanEvent(rows, &env, &raw)
+				var owner string
+				e, err := scanEvent(rows, &env, &raw, &owner)
 				if err != nil {
 					rows.Close()
 					return err
@@ -719,6 +729,7 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 				}
 				evs = append(evs, e)
 				raws = append(raws, raw)
+				owners = append(owners, owner)
 			}
 			rows.Close()
 			if err := rows.Err(); err != nil {
@@ -730,7 +741,7 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 			for i := range evs {
 				it := item{e: evs[i]}
 				if raws[i] != nil {
-					raw, err := db.decodeRaw(evs[i].ID, raws[i])
+					raw, err := db.decodeRaw(owners[i], raws[i])
 					if err != nil {
 						return fmt.Errorf("raw %s: %w", evs[i].ID, err)
 					}

@@ -89,7 +89,10 @@ func (db *DB) pruneEvents(ctx context.Context, before time.Time, max int) (int, 
 			if len(ids) >= max {
 				break
 			}
-			q := "SELECT id FROM {events} e FORCE INDEX (by_status) WHERE status = ? AND received_at < ?"
+			// An event whose raw request others of its request read is
+			// kept until they are gone.
+			q := "SELECT id FROM {events} e FORCE INDEX (by_status) WHERE status = ? AND received_at < ?" +
+				" AND NOT EXISTS (SELECT 1 FROM {rawrefs} r WHERE r.owner_id = e.id)"
 			if status != relay.EventDiscarded {
 				// A failed event may still have a delivery under way, a
 				// delivered one a mirror copy.
@@ -141,7 +144,7 @@ func (db *DB) pruneEvents(ctx context.Context, before time.Time, max int) (int, 
 		}
 		// The subjects whose newest delivered event goes forget it (and
 		// their row, which the next ordered delivery makes again).
-		for _, q := range []string{"DELETE FROM {deliveries} WHERE event_id IN ", "DELETE FROM {bodies} WHERE event_id IN ",
+		for _, q := range []string{"DELETE FROM {deliveries} WHERE event_id IN ", "DELETE FROM {bodies} WHERE event_id IN ", "DELETE FROM {rawrefs} WHERE event_id IN ",
 			"DELETE FROM {events} WHERE id IN ", "DELETE FROM {subjects} WHERE last_id IN "} {
 			if _, err := tx.ExecContext(ctx, db.t.expand(q+in), ids...); err != nil {
 				return err

@@ -23,6 +23,7 @@ type tables struct {
 	stats      string
 	subjects   string
 	counters   string
+	rawrefs    string
 }
 
 func newTables(prefix string) tables {
@@ -38,11 +39,12 @@ func newTables(prefix string) tables {
 		stats:      prefix + "stats",
 		subjects:   prefix + "subjects",
 		counters:   prefix + "counters",
+		rawrefs:    prefix + "rawrefs",
 	}
 }
 
 func (t tables) all() []string {
-	return []string{t.migrations, t.meta, t.events, t.bodies, t.deliveries, t.keys, t.nonces, t.stats, t.subjects, t.counters}
+	return []string{t.migrations, t.meta, t.events, t.bodies, t.deliveries, t.keys, t.nonces, t.stats, t.subjects, t.counters, t.rawrefs}
 }
 
 // expand replaces {name} with the prefixed table name.
@@ -50,7 +52,7 @@ func (t tables) expand(q string) string {
 	return strings.NewReplacer(
 		"{migrations}", t.migrations, "{meta}", t.meta, "{events}", t.events, "{bodies}", t.bodies,
 		"{deliveries}", t.deliveries, "{keys}", t.keys, "{nonces}", t.nonces, "{stats}", t.stats,
-		"{subjects}", t.subjects, "{counters}", t.counters,
+		"{subjects}", t.subjects, "{counters}", t.counters, "{rawrefs}", t.rawrefs,
 	).Replace(q)
 }
 
@@ -175,6 +177,17 @@ var migrations = []migration{
 			n BIGINT NOT NULL,
 			expires_at DATETIME(6) NOT NULL,
 			KEY expiry (expires_at)
+		)` + tableOptions,
+	}},
+	// The events of one request (a HubSpot batch) share its raw request,
+	// stored once in the bodies row of the first (its owner); the others'
+	// raw is NULL and their row here names the owner, which prune keeps
+	// while one remains.
+	{2, "raw requests shared by the events of one request", []string{
+		`CREATE TABLE IF NOT EXISTS {rawrefs} (
+			event_id VARCHAR(64) NOT NULL PRIMARY KEY,
+			owner_id VARCHAR(64) NOT NULL,
+			KEY by_owner (owner_id)
 		)` + tableOptions,
 	}},
 }
