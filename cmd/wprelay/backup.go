@@ -58,6 +58,7 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
+		fs.Usage()
 		return usageError{errors.New("want one FILE to write the backup to (see --help)")}
 	}
 	dst := pos[0]
@@ -260,6 +261,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 || *dataDir == "" {
+		fs.Usage()
 		return usageError{errors.New("want a backup FILE and --data-dir DIR (see --help)")}
 	}
 	src, dir := pos[0], *dataDir

@@ -131,7 +131,7 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	site := fs.String("site-url", "http://localhost", "the WordPress site's URL (JWT issuer and audience)")
 	sidecar := fs.String("sidecar-url", "http://127.0.0.1:8080", "the URL WordPress uses to reach the sidecar")
 	force := fs.Bool("force", false, "overwrite an existing wprelay.yaml and secrets")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	site2 := strings.TrimRight(*site, "/")

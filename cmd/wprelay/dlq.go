@@ -53,7 +53,7 @@ func cmdDLQList(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("limit", 50, "deliveries per page, 1 to 1000")
 	all := fs.Bool("all", false, "follow every page")
 	cursor := fs.String("cursor", "", "start at this page (from a previous listing)")
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	c, err := cf.client()
@@ -123,7 +123,7 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	target := fs.String("target", "", "only deliveries to this target")
 	since := fs.String("since", "", "dead at or after: RFC 3339, a date, unix seconds, or an age (6h, 7d)")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	c, err := cf.client()

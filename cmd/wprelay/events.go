@@ -44,7 +44,7 @@ func cmdEventsList(args []string, stdout, stderr io.Writer) error {
 	limit := fs.Int("limit", 50, "events per page, 1 to 1000")
 	all := fs.Bool("all", false, "follow every page")
 	cursor := fs.String("cursor", "", "start at this page (from a previous listing)")
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	c, err := cf.client()

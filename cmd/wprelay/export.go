@@ -50,7 +50,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	from := fs.String("from", "auto", "auto, api or file (see above)")
 	dataDir := fs.String("data-dir", "", "--from file: the data directory (default: the config's data_dir, else ./data)")
 	cfgPath := fs.String("config", os.Getenv("WPRELAY_CONFIG"), "--from file: the sidecar's config, for data_dir and encryption keys (env WPRELAY_CONFIG; default ./wprelay.yaml when present)")
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *since == "" {

@@ -27,11 +27,8 @@ func cmdHealthcheck(args []string, stdout, stderr io.Writer) error {
 	url := fs.String("url", "http://127.0.0.1:8081/readyz", "the URL to ask: /readyz of the admin listener, or /healthz")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for one answer")
 	wait := fs.Duration("wait", 0, "keep asking until ready, for up to this long (e.g. 30s)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))}
 	}
 	c := &http.Client{Timeout: *timeout}
 	deadline := time.Now().Add(*wait)

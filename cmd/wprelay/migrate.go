@@ -30,7 +30,7 @@ func cmdMigrate(name string, args []string, stdout, stderr io.Writer) error {
 			"  wprelay migrate --config wprelay.yaml --dry-run", stderr)
 	cfgPath := fs.String("config", os.Getenv("WPRELAY_CONFIG"), "config file (default ./wprelay.yaml; env WPRELAY_CONFIG)")
 	dryRun := fs.Bool("dry-run", false, "only print the migrations that would be applied")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	cfg, err := storeConfig(*cfgPath)
@@ -84,8 +84,8 @@ func storeConfig(path string) (config.Config, error) {
 	if err != nil {
 		return cfg, usageError{err}
 	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+	if err := validConfig(path, cfg); err != nil {
+		return cfg, usageError{err}
 	}
 	return cfg, nil
 }
@@ -112,7 +112,7 @@ func cmdMigrateStore(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", os.Getenv("WPRELAY_CONFIG"), "config of the MySQL store (store.kind mysql; its encryption keys open the file too)")
 	from := fs.String("from", "", "the bbolt data dir or its wprelay.db (default: the config's data_dir)")
 	batch := fs.Int("batch", 200, "events per transaction")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	cfg, err := storeConfig(*cfgPath)

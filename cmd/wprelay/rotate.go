@@ -15,7 +15,7 @@ func cmdRotateKey(args []string, stdout, stderr io.Writer) error {
 		"  wprelay rotate-key --config /etc/wprelay/wprelay.yaml", stderr)
 	cfgPath := fs.String("config", "", "config file (required: it names the keys and the data dir)")
 	batch := fs.Int("batch", 500, "records per transaction")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
@@ -25,8 +25,8 @@ func cmdRotateKey(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := cfg.Validate(); err != nil {
-		return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
+	if err := validConfig(*cfgPath, cfg); err != nil {
+		return usageError{err}
 	}
 	if len(cfg.Encryption.Keys) == 0 {
 		return usageError{fmt.Errorf("encryption.keys is empty: add a key first (head -c32 /dev/urandom | base64)")}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,7 +38,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "", "data directory (overrides data_dir)")
 	listen := fs.String("listen", "", "public listener address (overrides listen)")
 	adminListen := fs.String("admin-listen", "", "admin listener address (overrides admin.listen)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	if os.Getenv("GOGC") == "" {
@@ -50,18 +48,33 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		// inside the memory target. GOGC (and GOMEMLIMIT) still win.
 		debug.SetGCPercent(200)
 	}
-	cfg, banner, err := loadConfig(*cfgPath, *dataDir)
+	overrides := func(cfg *config.Config) {
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		if *adminListen != "" {
+			cfg.Admin.Listen = *adminListen
+		}
+	}
+	m := &Main{}
+	path := resolveConfigPath(*cfgPath)
+	if path == "" {
+		// The embedded default makes its secrets in the data dir: bind
+		// the listeners first, so that a port in use creates nothing.
+		pre := config.Default()
+		overrides(&pre)
+		if err := m.listen(pre); err != nil {
+			return err
+		}
+	}
+	cfg, banner, err := loadConfig(path, *dataDir)
+	if err == nil {
+		overrides(&cfg)
+		err = validConfig(path, cfg)
+	}
 	if err != nil {
+		m.closeListeners()
 		return usageError{err}
-	}
-	if *listen != "" {
-		cfg.Listen = *listen
-	}
-	if *adminListen != "" {
-		cfg.Admin.Listen = *adminListen
-	}
-	if err := cfg.Validate(); err != nil {
-		return usageError{fmt.Errorf("invalid configuration:\n%w", indent(err))}
 	}
 	if banner != "" {
 		fmt.Fprint(stdout, banner)
@@ -70,7 +83,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := signalContext()
 	defer cancel()
 
-	m := &Main{Config: cfg, Logger: logger}
+	m.Config, m.Logger = cfg, logger
 	if err := m.Start(ctx); err != nil {
 		return err
 	}
@@ -79,14 +92,21 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	return m.Close()
 }
 
-// loadConfig reads the config file, or builds the embedded default. banner
-// is what to print once (fresh default secrets).
-func loadConfig(path, dataDir string) (config.Config, string, error) {
+// resolveConfigPath returns the config file serve reads: path, else
+// ./wprelay.yaml when present, else "" (the embedded default).
+func resolveConfigPath(path string) string {
 	if path == "" {
 		if _, err := os.Stat("wprelay.yaml"); err == nil {
-			path = "wprelay.yaml"
+			return "wprelay.yaml"
 		}
 	}
+	return path
+}
+
+// loadConfig reads the config file, or builds the embedded default. banner
+// is what to print once (fresh default secrets). It does not validate.
+func loadConfig(path, dataDir string) (config.Config, string, error) {
+	path = resolveConfigPath(path)
 	if path == "" {
 		return defaultConfig(dataDir)
 	}
@@ -96,7 +116,7 @@ func loadConfig(path, dataDir string) (config.Config, string, error) {
 	}
 	cfg, err := config.Parse(data, config.Env{Lookup: os.LookupEnv, ReadFile: os.ReadFile, Dir: filepath.Dir(path)})
 	if err != nil {
-		return cfg, "", fmt.Errorf("%s: %w", path, err)
+		return cfg, "", invalidConfig(path, err)
 	}
 	if dataDir != "" {
 		cfg.DataDir = dataDir
@@ -115,10 +135,6 @@ func relativeTo(configPath, p string) string {
 		return p
 	}
 	return filepath.Join(filepath.Dir(configPath), p)
-}
-
-func indent(err error) error {
-	return errors.New("  " + strings.ReplaceAll(err.Error(), "\n", "\n  "))
 }
 
 // newLogger builds the process logger: tint on a terminal, JSON otherwise
@@ -166,6 +182,18 @@ func (m *Main) Start(ctx context.Context) error {
 	// Every log line, the libraries' included, is kept free of secret values.
 	m.Logger = slog.New(logRedactor(cfg).Handler(m.Logger.Handler()))
 	log := m.Logger
+	// The listeners come first: a port in use leaves nothing behind.
+	if m.publicLn == nil {
+		if err := m.listen(cfg); err != nil {
+			return err
+		}
+	}
+	started := false
+	defer func() {
+		if !started {
+			m.closeListeners()
+		}
+	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -256,28 +284,8 @@ func (m *Main) Start(ctx context.Context) error {
 		public = hsts(in, cfg.TLS.HSTS.D())
 	}
 	m.public = newServer(public, cfg.HTTP)
-	m.publicLn, err = net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		db.Close()
-		return fmt.Errorf("listen %s: %w (is another wprelay running?)", cfg.Listen, err)
-	}
-	if cfg.TLS.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
-		if err != nil {
-			m.publicLn.Close()
-			db.Close()
-			return fmt.Errorf("tls: %w (check tls.cert_file and tls.key_file)", err)
-		}
-		m.publicLn = tls.NewListener(m.publicLn, &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}})
-	}
-	if cfg.Admin.Listen != "" && cfg.Admin.Listen != "off" {
+	if m.adminLn != nil {
 		m.admin = newServer(api, cfg.HTTP)
-		m.adminLn, err = net.Listen("tcp", cfg.Admin.Listen)
-		if err != nil {
-			m.publicLn.Close()
-			db.Close()
-			return fmt.Errorf("listen %s (admin): %w", cfg.Admin.Listen, err)
-		}
 	}
 
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -307,6 +315,7 @@ func (m *Main) Start(ctx context.Context) error {
 		attrs = append(attrs, slog.String("admin", m.adminLn.Addr().String()))
 	}
 	log.Info("wprelay ready", attrs...)
+	started = true
 	return nil
 }
 

@@ -85,11 +85,8 @@ func cmdSign(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&h.TimestampHeader, "hmac-timestamp-header", "", "hmac: the timestamp header")
 	fs.StringVar(&h.NonceHeader, "hmac-nonce-header", "", "hmac: the nonce header")
 	fs.StringVar(&h.IDHeader, "hmac-id-header", "", "hmac: the event id header")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))}
 	}
 	if *kind == "" {
 		return usageError{errors.New("--kind is required (" + strings.Join(provider.Kinds(), ", ") + ")")}

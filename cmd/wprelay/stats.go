@@ -17,7 +17,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) error {
 			"breaker and the success rate of attempts since the sidecar started.",
 		"  wprelay stats\n  wprelay stats --json | jq .queue_depth", stderr)
 	cf.jsonFlag(fs)
-	if _, err := parseArgs(fs, args); err != nil {
+	if err := parseFlagsOnly(fs, args); err != nil {
 		return err
 	}
 	c, err := cf.client()

@@ -41,7 +41,8 @@ type Config struct {
 	// Tracing exports OpenTelemetry spans over OTLP/HTTP; default off.
 	Tracing Tracing `yaml:"tracing"`
 
-	refs map[string][]string // values read from ${…}, by path (see FromReference)
+	refs  map[string][]string // values read from ${…}, by path (see FromReference)
+	lines map[string]int      // the line of each key and list item in the file, by path
 }
 
 // Tracing configures OpenTelemetry export.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -24,7 +26,9 @@ type Env struct {
 // Parse reads a YAML config over Default(), expanding ${VAR} and
 // ${file:/path} inside string values (never in keys, and never by textual
 // substitution, so a secret cannot change the document's structure). It does
-// not validate: call Validate.
+// not validate: call Validate. Its errors are *FieldError values joined with
+// errors.Join, each naming the field and its line, in the config's own words
+// (Problems lists them).
 func Parse(data []byte, env Env) (Config, error) {
 	cfg := Default()
 	var root yaml.Node
@@ -33,20 +37,38 @@ func Parse(data []byte, env Env) (Config, error) {
 		if errors.Is(err, io.EOF) {
 			return cfg, nil
 		}
-		return cfg, fmt.Errorf("config: %w", err)
-	}
-	if err := unknownFields(data); err != nil {
-		return cfg, err
+		return cfg, syntaxError(err)
 	}
 	refs := map[string][]string{}
-	if err := expand(&root, "", env, refs); err != nil {
-		return cfg, err
+	lines := map[string]int{}
+	var errs []error
+	expand(&root, "", env, refs, lines, &errs)
+	if len(root.Content) == 1 {
+		errs = append(errs, shape(root.Content[0], reflect.TypeFor[Config](), "")...)
+	}
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
 	}
 	if err := root.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		// shape checks what the decoder checks; this is a safety net.
+		return cfg, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
 	}
-	cfg.refs = refs
+	cfg.refs, cfg.lines = refs, lines
 	return cfg, nil
+}
+
+// yamlLineRE finds the line in a YAML syntax error ("yaml: line 3: ...").
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// syntaxError turns a YAML syntax error into a FieldError with its line.
+func syntaxError(err error) error {
+	msg := err.Error()
+	fe := &FieldError{Msg: strings.TrimPrefix(msg, "yaml: "), Err: err}
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		fe.Line, _ = strconv.Atoi(m[1])
+		fe.Msg = "not valid YAML: " + msg[len(m[0]):]
+	}
+	return fe
 }
 
 // FromReference reports whether the value at path (as errors name it:
@@ -67,45 +89,21 @@ func (c *Config) References(path string) []string {
 	return out
 }
 
-// unknownFields decodes the unexpanded text with unknown fields rejected, so
-// that a typo such as "secret:" for "secrets:" is an error rather than a
-// silently missing value. Type errors are left to the real decode, which
-// sees expanded values.
-func unknownFields(data []byte) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var c Config
-	err := dec.Decode(&c)
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return nil
-	}
-	var msgs []string
-	for _, m := range te.Errors {
-		if strings.Contains(m, "not found in type") {
-			msgs = append(msgs, m)
-		}
-	}
-	if len(msgs) > 0 {
-		return fmt.Errorf("config: unknown field: %s (see the example in deploy/wprelay.example.yaml)", strings.Join(msgs, "; "))
-	}
-	return nil
-}
-
 // expand replaces references in every scalar value below n; path names the
 // node for errors ("sources[0].secrets[1]"). The paths of the values it
-// expanded are added to refs, with the values the references gave.
-func expand(n *yaml.Node, path string, env Env, refs map[string][]string) error {
+// expanded are added to refs, with the values the references gave; the line
+// of each key and list item goes to lines; a reference that cannot be
+// resolved is added to errs.
+func expand(n *yaml.Node, path string, env Env, refs map[string][]string, lines map[string]int, errs *[]error) {
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := path
 			if n.Kind == yaml.SequenceNode {
 				p = path + "[" + strconv.Itoa(i) + "]"
+				lines[p] = c.Line
 			}
-			if err := expand(c, p, env, refs); err != nil {
-				return err
-			}
+			expand(c, p, env, refs, lines, errs)
 		}
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -113,24 +111,23 @@ func expand(n *yaml.Node, path string, env Env, refs map[string][]string) error 
 			if path != "" {
 				p = path + "." + p
 			}
-			if err := expand(n.Content[i+1], p, env, refs); err != nil {
-				return err
-			}
+			lines[p] = n.Content[i].Line
+			expand(n.Content[i+1], p, env, refs, lines, errs)
 		}
 	case yaml.ScalarNode:
 		if !strings.Contains(n.Value, "${") {
-			return nil
+			return
 		}
 		v, vals, err := expandValues(n.Value, env)
 		if err != nil {
-			return fmt.Errorf("config: %s: %w", path, err)
+			*errs = append(*errs, &FieldError{Field: path, Line: n.Line, Msg: err.Error(), Err: err})
+			return
 		}
 		n.Value = v
 		refs[path] = append(vals, v) // the whole value, and each reference's
 		// A quoted value stays a string; an expanded plain scalar is
 		// re-typed by the decoder (so max_body: ${MAX} still reads a number).
 	}
-	return nil
 }
 
 // Expand replaces ${VAR} and ${file:/path} in s. "$${" stands for a literal
