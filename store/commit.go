@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/internal/groupcommit"
 
 	"github.com/wprelay/wprelay/relay"
 )
@@ -34,23 +37,6 @@ const maxGroup = 1024
 // errClosed is returned for writes after Close.
 var errClosed = fmt.Errorf("store closed: %w", relay.ErrUnavailable)
 
-// Op states: queued, taken by the loop, abandoned by its caller.
-const (
-	opQueued int32 = iota
-	opTaken
-	opAbandoned
-)
-
-// op is one write waiting for the commit loop.
-type op struct {
-	fn    func(*bolt.Tx) error
-	state atomic.Int32
-	done  chan error // buffered: the loop never blocks on it
-}
-
-// take moves a queued op to taken; it is false when its caller gave up.
-func (o *op) take() bool { return o.state.CompareAndSwap(opQueued, opTaken) }
-
 // committer is the one path every write goes through.
 //
 // A write function may run more than once: bbolt's Batch re-runs a batch
@@ -65,10 +51,9 @@ type committer struct {
 	mode string
 	log  *slog.Logger
 
-	mu      sync.RWMutex // held (read) by every write; Close takes it
-	refuse  error        // when set, writes fail with it (closed, read-only)
-	ops     chan *op
-	stopped chan struct{}
+	mu     sync.RWMutex // held (read) by every write; Close takes it
+	refuse error        // when set, writes fail with it (closed, read-only)
+	group  *groupcommit.Loop[func(*bolt.Tx) error]
 
 	commits atomic.Uint64
 	nops    atomic.Uint64
@@ -86,9 +71,7 @@ func newCommitter(db *bolt.DB, mode string, log *slog.Logger, observe func(int, 
 	switch mode {
 	case "", CommitLoop:
 		c.mode = CommitLoop
-		c.ops = make(chan *op, maxGroup)
-		c.stopped = make(chan struct{})
-		go c.loop()
+		c.group = groupcommit.New(1, maxGroup, c.commit)
 	case CommitBatch, CommitSingle:
 	default:
 		return nil, fmt.Errorf("unknown commit mode %q (want %s, %s or %s)", mode, CommitLoop, CommitBatch, CommitSingle)
@@ -121,19 +104,8 @@ func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 			c.observe(1, time.Since(start))
 		}
 	default:
-		o := &op{fn: fn, done: make(chan error, 1)}
-		select {
-		case c.ops <- o:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		select {
-		case err = <-o.done:
-		case <-ctx.Done():
-			if o.state.CompareAndSwap(opQueued, opAbandoned) {
-				return ctx.Err()
-			}
-			err = <-o.done // taken: the commit is under way
+		if err = c.group.Do(ctx, fn); ctx.Err() != nil && err == ctx.Err() {
+			return err // given up while queued
 		}
 	}
 	c.nops.Add(1)
@@ -171,71 +143,50 @@ func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	return fn(tx)
 }
 
-// loop is the group-commit loop.
-func (c *committer) loop() {
-	defer close(c.stopped)
-	group := make([]*op, 0, maxGroup)
-	for first := range c.ops {
-		group = group[:0]
-		if first.take() {
-			group = append(group, first)
-		}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case o, ok := <-c.ops:
-				if !ok {
-					break drain
-				}
-				if o.take() {
-					group = append(group, o)
-				}
-			default:
-				break drain
-			}
-		}
-		if len(group) > 0 {
-			c.commit(group)
-		}
+// commit applies fns in one transaction and returns each one's error.
+// When one fails, the transaction is rolled back; the others are re-run
+// together and the failing one alone, which answers its own error.
+func (c *committer) commit(fns []func(*bolt.Tx) error) []error {
+	errs := make([]error, len(fns))
+	ptrs := make([]*error, len(fns))
+	for i := range errs {
+		ptrs[i] = &errs[i]
 	}
+	c.commitInto(fns, ptrs)
+	return errs
 }
 
-// commit applies ops in one transaction and answers each. When one op's
-// function fails, the transaction is rolled back; the others are re-run
-// together and the failing one alone, which answers its own error.
-func (c *committer) commit(ops []*op) {
+func (c *committer) commitInto(fns []func(*bolt.Tx) error, errs []*error) {
 	failed := -1
 	start := time.Now()
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		c.noteTx(tx)
-		for i, o := range ops {
-			if err := safely(o.fn, tx); err != nil {
+		for i, fn := range fns {
+			if err := safely(fn, tx); err != nil {
 				failed = i
 				return err
 			}
 		}
 		return nil
 	})
-	if failed < 0 || len(ops) == 1 {
-		// Success, or a commit error (every op shares it), or the error of
-		// an op that ran alone.
+	if failed < 0 || len(fns) == 1 {
+		// Success, or a commit error (every write shares it), or the
+		// error of a write that ran alone.
 		if err != nil && failed < 0 {
-			c.log.Error("commit", slog.Int("ops", len(ops)), slog.Any("err", err))
+			c.log.Error("commit", slog.Int("ops", len(fns)), slog.Any("err", err))
 		}
 		if err == nil && c.observe != nil {
-			c.observe(len(ops), time.Since(start))
+			c.observe(len(fns), time.Since(start))
 		}
-		for _, o := range ops {
-			o.done <- err
+		for _, e := range errs {
+			*e = err
 		}
 		return
 	}
-	bad := ops[failed]
-	rest := make([]*op, 0, len(ops)-1)
-	rest = append(rest, ops[:failed]...)
-	rest = append(rest, ops[failed+1:]...)
-	c.commit(rest)
-	c.commit([]*op{bad})
+	rest := slices.Delete(slices.Clone(fns), failed, failed+1)
+	restErrs := slices.Delete(slices.Clone(errs), failed, failed+1)
+	c.commitInto(rest, restErrs)
+	c.commitInto(fns[failed:failed+1], errs[failed:failed+1])
 }
 
 // close stops the loop after every write under way has been answered.
@@ -246,9 +197,8 @@ func (c *committer) close() {
 		return
 	}
 	c.refuse = errClosed
-	if c.ops != nil {
-		close(c.ops)
-		<-c.stopped
+	if c.group != nil {
+		c.group.Close()
 	}
 }
 

@@ -58,7 +58,7 @@ func TestCommitter_Loop_FailingOpFailsAlone(t *testing.T) {
 			})
 		})
 	}
-	for len(c.ops) < n { // every op queued behind the held transaction
+	for c.group.Queued() < n { // every op queued behind the held transaction
 		runtime.Gosched()
 	}
 	commitsBefore := c.commits.Load()

@@ -18,32 +18,20 @@ import (
 // left to do.
 func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (int, error) {
 	if max <= 0 {
-		return 0, nil
+		return 0, nil // no transaction for nothing
 	}
 	var n int
-	err := db.update(ctx, func(w *wtx) error {
-		n = 0
-		k, err := pruneExpired(w, bucketKeyExp, bucketKeys, now, max)
-		if err != nil {
-			return fmt.Errorf("keys: %w", err)
-		}
-		n += k
-		if k, err = pruneExpired(w, bucketNonceExp, bucketNonces, now, max-n); err != nil {
-			return fmt.Errorf("nonces: %w", err)
-		}
-		n += k
-		if k, err = pruneCounters(w, now, max-n); err != nil {
-			return fmt.Errorf("counters: %w", err)
-		}
-		n += k
-		if k, err = pruneEvents(w, eventsBefore, max-n); err != nil {
-			return fmt.Errorf("events: %w", err)
-		}
-		n += k
-		return nil
+	err := db.update(ctx, func(w *wtx) (err error) {
+		n, err = relay.Prune(max,
+			relay.PruneStep{Kind: "keys", Delete: func(max int) (int, error) { return pruneExpired(w, bucketKeyExp, bucketKeys, now, max) }},
+			relay.PruneStep{Kind: "nonces", Delete: func(max int) (int, error) { return pruneExpired(w, bucketNonceExp, bucketNonces, now, max) }},
+			relay.PruneStep{Kind: "counters", Delete: func(max int) (int, error) { return pruneCounters(w, now, max) }},
+			relay.PruneStep{Kind: "events", Delete: func(max int) (int, error) { return pruneEvents(w, eventsBefore, max) }},
+		)
+		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("prune: %w", err)
+		return 0, err
 	}
 	return n, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -25,31 +24,17 @@ var ErrWrongKey = seal.ErrWrongKey
 // NewSealer returns a sealer for keys; keys[0] seals.
 func NewSealer(keys []Key) (*Sealer, error) { return seal.New(keys) }
 
-var metaCanary = []byte("seal_canary")
+var metaCanary = []byte(seal.CanaryName)
 
-// checkSealer makes sure the configured keys fit the store: a store that
-// holds a canary sealed with a key we cannot use, or sealed data while no
-// key is configured, refuses to open (loudly, at start, rather than failing
-// on every read later). A store without a canary gets one.
+// checkSealer makes sure the configured keys fit the store
+// (seal.CheckCanary).
 func checkSealer(tx *bolt.Tx, s *Sealer) error {
 	meta := tx.Bucket(bucketMeta)
-	canary := meta.Get(metaCanary)
-	switch {
-	case canary == nil && s == nil:
-		return nil
-	case canary == nil:
-		return meta.Put(metaCanary, s.Seal(bucketMeta, string(metaCanary), []byte("wprelay")))
-	case s == nil:
-		kid, _ := seal.KeyID(canary)
-		return fmt.Errorf("the store is encrypted (key %q) but no encryption keys are configured: set encryption.keys", kid)
+	put, err := seal.CheckCanary(s, meta.Get(metaCanary))
+	if err != nil || !put {
+		return err
 	}
-	if _, err := s.Open(bucketMeta, string(metaCanary), canary); err != nil {
-		return fmt.Errorf("%w: %w (the first configured key seals; keep the old key listed until wprelay rotate-key has run)", ErrWrongKey, err)
-	}
-	if kid, _ := seal.KeyID(canary); kid != s.Active() {
-		return meta.Put(metaCanary, s.Seal(bucketMeta, string(metaCanary), []byte("wprelay")))
-	}
-	return nil
+	return meta.Put(metaCanary, s.NewCanary())
 }
 
 // Reseal re-encrypts up to max raw bodies, envelopes and dry-run requests
@@ -86,7 +71,7 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 			}
 			for ; k != nil && seen < max; k, v = c.Next() {
 				seen++
-				if kid, _ := seal.KeyID(v); kid != s.Active() {
+				if s.Stale(v) || v == nil {
 					todo = append(todo, rec{bytes.Clone(k), bytes.Clone(v)})
 				}
 				if seen == max {
@@ -116,24 +101,5 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 // ResealAll re-seals the whole store in small transactions, calling
 // progress after each. It is safe while serving.
 func (db *DB) ResealAll(ctx context.Context, batch int, progress func(done int)) (int, error) {
-	total, from := 0, ""
-	for {
-		n, next, err := db.Reseal(ctx, from, batch)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if progress != nil {
-			progress(total)
-		}
-		if next == "" {
-			return total, nil
-		}
-		from = next
-		select {
-		case <-ctx.Done():
-			return total, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
+	return seal.ResealAll(ctx, db.Reseal, batch, progress)
 }

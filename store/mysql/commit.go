@@ -3,12 +3,13 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/wprelay/wprelay/internal/groupcommit"
 	"github.com/wprelay/wprelay/relay"
 )
 
@@ -22,13 +23,6 @@ const groupTimeout = 30 * time.Second
 // errClosed is returned for writes after Close.
 var errClosed = fmt.Errorf("store closed: %w", relay.ErrUnavailable)
 
-// Op states: queued, taken by a loop, abandoned by its caller.
-const (
-	opQueued int32 = iota
-	opTaken
-	opAbandoned
-)
-
 // enqueueOp is one Enqueue call waiting for a group commit.
 type enqueueOp struct {
 	batch     *relay.Batch
@@ -36,24 +30,16 @@ type enqueueOp struct {
 	nonceHash [32]byte
 	token     [16]byte // tells this call's nonce row from another's
 
-	// Set by each run of applyEnqueue; read once done has answered.
+	// Set by each run of applyEnqueue; read once the commit has answered.
 	outs  []relay.Outcome
 	err   error // the call's own failure (a replayed nonce)
 	added int64 // deliveries it added
-
-	state atomic.Int32
-	done  chan error // buffered: a loop never blocks on it
 }
 
-func (o *enqueueOp) take() bool { return o.state.CompareAndSwap(opQueued, opTaken) }
-
-// committer runs the group commit of Enqueue calls: a few loops, each
-// takes the first queued call, drains whatever else is queued at that
-// moment (up to maxGroup), writes them all in one transaction with
-// multi-row statements, and answers each. There is no fixed window: a
-// lone call waits for nothing, and under load each transaction carries
-// what queued while the previous one committed. Several loops (Options.
-// Committers) let one group be built while another commits.
+// committer runs the group commit of Enqueue calls (internal/groupcommit)
+// with a few loops, so that one group is built while another commits
+// (Options.Committers); each group is written in one transaction with
+// multi-row statements.
 //
 // When the transaction fails with an error of one statement (not of the
 // connection, and not a deadlock, which is retried whole), each call of
@@ -65,81 +51,40 @@ func (o *enqueueOp) take() bool { return o.state.CompareAndSwap(opQueued, opTake
 // into a duplicate.
 type committer struct {
 	db      *DB
-	ops     chan *enqueueOp
-	mu      sync.RWMutex // held (read) by every call; close takes it
-	refuse  error
-	loops   sync.WaitGroup
+	group   *groupcommit.Loop[*enqueueOp]
 	commits atomic.Uint64
 	nops    atomic.Uint64
 	observe func(ops int, took time.Duration)
 }
 
 func newCommitter(db *DB, loops int, observe func(int, time.Duration)) *committer {
-	c := &committer{db: db, ops: make(chan *enqueueOp, maxGroup), observe: observe}
-	for range loops {
-		c.loops.Go(c.loop)
-	}
+	c := &committer{db: db, observe: observe}
+	c.group = groupcommit.New(loops, maxGroup, c.commit)
 	return c
 }
 
 // do queues op and returns once its group is committed (or failed). ctx
 // is honoured while op waits; once a loop has taken it, it completes.
 func (c *committer) do(ctx context.Context, op *enqueueOp) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.refuse != nil {
-		return c.refuse
-	}
-	select {
-	case c.ops <- op:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	var err error
-	select {
-	case err = <-op.done:
-	case <-ctx.Done():
-		if op.state.CompareAndSwap(opQueued, opAbandoned) {
-			return ctx.Err()
-		}
-		err = <-op.done // taken: the commit is under way
+	err := c.group.Do(ctx, op)
+	switch {
+	case errors.Is(err, groupcommit.ErrClosed):
+		return errClosed
+	case err != nil && err == ctx.Err():
+		return err // given up while queued
 	}
 	c.nops.Add(1)
 	return err
 }
 
-func (c *committer) loop() {
-	group := make([]*enqueueOp, 0, maxGroup)
-	for first := range c.ops {
-		group = group[:0]
-		if first.take() {
-			group = append(group, first)
-		}
-	drain:
-		for len(group) < maxGroup {
-			select {
-			case o, ok := <-c.ops:
-				if !ok {
-					break drain
-				}
-				if o.take() {
-					group = append(group, o)
-				}
-			default:
-				break drain
-			}
-		}
-		if len(group) > 0 {
-			c.run(group)
-		}
-	}
+// commit commits group and returns each call's error.
+func (c *committer) commit(group []*enqueueOp) []error {
+	errs := make([]error, len(group))
+	c.run(group, errs)
+	return errs
 }
 
-// run commits group and answers each call.
-func (c *committer) run(group []*enqueueOp) {
+func (c *committer) run(group []*enqueueOp, errs []error) {
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	start := time.Now()
@@ -149,31 +94,22 @@ func (c *committer) run(group []*enqueueOp) {
 		if c.observe != nil {
 			c.observe(len(group), time.Since(start))
 		}
-		for _, op := range group {
-			op.done <- op.err
+		for i, op := range group {
+			errs[i] = op.err
 		}
 		return
 	}
 	if len(group) > 1 && !connectionErr(err) && !retryable(err) && ctx.Err() == nil {
 		c.db.log.Warn("group commit failed; running its calls one by one", slog.Int("calls", len(group)), slog.String("error", err.Error()))
-		for _, op := range group {
-			c.run([]*enqueueOp{op})
+		for i := range group {
+			c.run(group[i:i+1], errs[i:i+1])
 		}
 		return
 	}
-	for _, op := range group {
-		op.done <- err
+	for i := range errs {
+		errs[i] = err
 	}
 }
 
 // close stops the loops after every call under way has been answered.
-func (c *committer) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.refuse != nil {
-		return
-	}
-	c.refuse = errClosed
-	close(c.ops)
-	c.loops.Wait()
-}
+func (c *committer) close() { c.group.Close() }

@@ -154,7 +154,7 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}
-	op := &enqueueOp{batch: b, preps: preps, done: make(chan error, 1)}
+	op := &enqueueOp{batch: b, preps: preps}
 	if b.Nonce != "" {
 		op.nonceHash = hashKey("n", b.Nonce)
 		if _, err := rand.Read(op.token[:]); err != nil {

@@ -326,17 +326,16 @@ func TestDB_GroupCommit_IsolatesFailures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		op := &enqueueOp{batch: b, preps: preps, done: make(chan error, 1)}
+		op := &enqueueOp{batch: b, preps: preps}
 		if b.Nonce != "" {
 			op.nonceHash = hashKey("n", b.Nonce)
 			op.token[0] = 1
 		}
-		op.state.Store(opTaken)
 		group = append(group, op)
 	}
-	db.commit.run(group)
+	errs := db.commit.commit(group)
 	for i, op := range group {
-		err := <-op.done
+		err := errs[i]
 		switch {
 		case i == 5 && !errors.Is(err, relay.ErrReplayed):
 			t.Errorf("call 5 (replayed nonce): err = %v", err)

@@ -20,28 +20,16 @@ import (
 // deleted (an event with its deliveries counts as one); 0 means nothing
 // is left to do.
 func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (int, error) {
-	if max <= 0 {
-		return 0, nil
+	expired := func(table, key string) relay.PruneStep {
+		return relay.PruneStep{Kind: db.t.expand(table), Delete: func(max int) (int, error) { return db.pruneExpired(ctx, table, key, now, max) }}
 	}
-	n := 0
-	for _, table := range []struct{ name, key string }{{"{keys}", "key_hash"}, {"{nonces}", "nonce_hash"}, {"{counters}", "name"}} {
-		if n >= max {
-			break
-		}
-		k, err := db.pruneExpired(ctx, table.name, table.key, now, max-n)
-		if err != nil {
-			return n, fmt.Errorf("prune %s: %w", db.t.expand(table.name), err)
-		}
-		n += k
-	}
-	if n >= max || eventsBefore.IsZero() {
-		return n, nil
-	}
-	k, err := db.pruneEvents(ctx, eventsBefore, max-n)
-	if err != nil {
-		return n, fmt.Errorf("prune events: %w", err)
-	}
-	return n + k, nil
+	return relay.Prune(max, expired("{keys}", "key_hash"), expired("{nonces}", "nonce_hash"), expired("{counters}", "name"),
+		relay.PruneStep{Kind: "events", Delete: func(max int) (int, error) {
+			if eventsBefore.IsZero() {
+				return 0, nil
+			}
+			return db.pruneEvents(ctx, eventsBefore, max)
+		}})
 }
 
 // pruneExpired deletes up to max rows of table that expired at or before

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/wprelay/wprelay/internal/seal"
 )
@@ -25,8 +24,6 @@ var (
 	labelEnvelope = []byte("envelopes")
 	labelRaw      = []byte("raws")
 	labelRequest  = []byte("requests")
-	labelMeta     = []byte("meta")
-	canaryName    = "seal_canary"
 )
 
 // ErrWrongKey is returned at Open when the configured keys cannot open what
@@ -40,39 +37,22 @@ func NewSealer(keys []Key) (*Sealer, error) { return seal.New(keys) }
 // store's delivery key).
 func requestID(eventID, target string) string { return eventID + "\x00" + target }
 
-// checkSealer makes sure the configured keys fit the store: a store with a
-// canary sealed by a key we lack, or sealed data while no key is
-// configured, refuses to open. A store without a canary gets one; a canary
-// sealed by an older key is re-sealed with the first.
+// checkSealer makes sure the configured keys fit the store
+// (seal.CheckCanary).
 func (db *DB) checkSealer(ctx context.Context) error {
-	s := db.sealer
 	return db.inTx(ctx, func(tx *sql.Tx) error {
 		var canary []byte
-		err := tx.QueryRowContext(ctx, db.t.expand("SELECT value FROM {meta} WHERE name = ? FOR UPDATE"), canaryName).Scan(&canary)
+		err := tx.QueryRowContext(ctx, db.t.expand("SELECT value FROM {meta} WHERE name = ? FOR UPDATE"), seal.CanaryName).Scan(&canary)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("seal canary: %w", err)
 		}
-		put := func() error {
-			_, err := tx.ExecContext(ctx, db.t.expand("INSERT INTO {meta} (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"),
-				canaryName, s.Seal(labelMeta, canaryName, []byte("wprelay")))
+		put, err := seal.CheckCanary(db.sealer, canary)
+		if err != nil || !put {
 			return err
 		}
-		switch {
-		case canary == nil && s == nil:
-			return nil
-		case canary == nil:
-			return put()
-		case s == nil:
-			kid, _ := seal.KeyID(canary)
-			return fmt.Errorf("the store is encrypted (key %q) but no encryption keys are configured: set encryption.keys", kid)
-		}
-		if _, err := s.Open(labelMeta, canaryName, canary); err != nil {
-			return fmt.Errorf("%w: %w (the first configured key seals; keep the old key listed until every value is re-sealed)", ErrWrongKey, err)
-		}
-		if kid, _ := seal.KeyID(canary); kid != s.Active() {
-			return put()
-		}
-		return nil
+		_, err = tx.ExecContext(ctx, db.t.expand("INSERT INTO {meta} (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)"),
+			seal.CanaryName, db.sealer.NewCanary())
+		return err
 	})
 }
 
@@ -104,15 +84,6 @@ func (db *DB) Reseal(ctx context.Context, from string, max int) (n int, next str
 	return n + m, next, err
 }
 
-// stale reports whether v must be re-sealed with s's first key.
-func stale(s *Sealer, v []byte) bool {
-	if v == nil {
-		return false
-	}
-	kid, _ := seal.KeyID(v)
-	return kid != s.Active()
-}
-
 func (db *DB) resealBodies(ctx context.Context, after string, max int) (n int, next string, err error) {
 	s := db.sealer
 	err = db.inTx(ctx, func(tx *sql.Tx) error {
@@ -134,7 +105,7 @@ func (db *DB) resealBodies(ctx context.Context, after string, max int) (n int, n
 				return err
 			}
 			seen, last = seen+1, r.id
-			if stale(s, r.env) || stale(s, r.raw) {
+			if s.Stale(r.env) || s.Stale(r.raw) {
 				todo = append(todo, r)
 			}
 		}
@@ -191,7 +162,7 @@ func (db *DB) resealRequests(ctx context.Context, after string, max int) (n int,
 				return err
 			}
 			seen, last = seen+1, requestID(r.id, r.target)
-			if stale(s, r.req) {
+			if s.Stale(r.req) {
 				todo = append(todo, r)
 			}
 		}
@@ -221,24 +192,5 @@ func (db *DB) resealRequests(ctx context.Context, after string, max int) (n int,
 // ResealAll re-seals the whole store in small transactions, calling
 // progress after each. It is safe while serving (on every node at once).
 func (db *DB) ResealAll(ctx context.Context, batch int, progress func(done int)) (int, error) {
-	total, from := 0, ""
-	for {
-		n, next, err := db.Reseal(ctx, from, batch)
-		if err != nil {
-			return total, err
-		}
-		total += n
-		if progress != nil {
-			progress(total)
-		}
-		if next == "" {
-			return total, nil
-		}
-		from = next
-		select {
-		case <-ctx.Done():
-			return total, ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
+	return seal.ResealAll(ctx, db.Reseal, batch, progress)
 }
