@@ -45,11 +45,11 @@ func NewRouter(routes []Route) *Router {
 // reached by a live route and by a dry-run route is live; one reached as a
 // route's `to` and as another's `mirror_to` is not a mirror.
 func (r *Router) Match(ev *Event) []Match {
-	var (
-		out     []Match
-		env     map[string]any
-		decoded bool
-	)
+	return r.match(ev, &envView{raw: ev.Envelope})
+}
+
+func (r *Router) match(ev *Event, env *envView) []Match {
+	var out []Match
 	add := func(target string, dry, mirror bool) {
 		for i := range out {
 			if out[i].Target == target {
@@ -65,13 +65,8 @@ func (r *Router) Match(ev *Event) []Match {
 		if rt.Source != ev.Source || (rt.Tenant != "" && rt.Tenant != ev.Tenant) || !matchAny(rt.Types, ev.Type) {
 			continue
 		}
-		if len(rt.Where) > 0 {
-			if !decoded {
-				env, decoded = DecodeEnvelope(ev.Envelope), true
-			}
-			if !holdAll(rt.Where, env) {
-				continue
-			}
+		if len(rt.Where) > 0 && !env.holds(rt.Where) {
+			continue
 		}
 		for _, t := range rt.To {
 			add(t, rt.DryRun, false)
@@ -83,27 +78,22 @@ func (r *Router) Match(ev *Event) []Match {
 	return out
 }
 
-func holdAll(conds []Condition, env map[string]any) bool {
-	for _, c := range conds {
-		if !c.Holds(env) {
-			return false
-		}
-	}
-	return true
-}
-
 // Deliveries returns the deliveries of ev, due at now: one per matched
 // target, pending, or skipped for a dry-run route; mirror copies marked;
 // an Order for targets that order by subject (when the envelope names a
 // subject id).
 func (r *Router) Deliveries(ev *Event, now time.Time) []Delivery {
+	return r.deliveries(ev, &envView{raw: ev.Envelope}, now)
+}
+
+func (r *Router) deliveries(ev *Event, env *envView, now time.Time) []Delivery {
 	var out []Delivery
-	for _, m := range r.Match(ev) {
+	for _, m := range r.match(ev, env) {
 		if m.DryRun {
 			out = append(out, Delivery{EventID: ev.ID, Target: m.Target, Status: DeliverySkipped, NextAt: now, CreatedAt: now, Mirror: m.Mirror})
 			continue
 		}
-		d := r.To(ev, m.Target, now)
+		d := r.to(ev, env, m.Target, now)
 		d.Mirror = m.Mirror
 		out = append(out, d)
 	}
@@ -113,9 +103,13 @@ func (r *Router) Deliveries(ev *Event, now time.Time) []Delivery {
 // To returns a pending delivery of ev to target, due at now, with an Order
 // when the target orders by subject.
 func (r *Router) To(ev *Event, target string, now time.Time) Delivery {
+	return r.to(ev, &envView{raw: ev.Envelope}, target, now)
+}
+
+func (r *Router) to(ev *Event, env *envView, target string, now time.Time) Delivery {
 	d := Delivery{EventID: ev.ID, Target: target, Status: DeliveryPending, NextAt: now, CreatedAt: now}
 	if o, ok := r.Ordering[target]; ok {
-		if key := SubjectKey(ev.Envelope); key != "" {
+		if key := env.subjectKey(); key != "" {
 			o.Key = key
 			d.Order = &o
 		}
@@ -130,10 +124,17 @@ func SubjectKey(env json.RawMessage) string {
 	var v struct {
 		Subject Subject `json:"subject"`
 	}
-	if json.Unmarshal(env, &v) != nil || v.Subject.ID == "" {
+	if json.Unmarshal(env, &v) != nil {
 		return ""
 	}
-	key := v.Subject.Type + ":" + v.Subject.ID
+	return subjectKey(v.Subject)
+}
+
+func subjectKey(s Subject) string {
+	if s.ID == "" {
+		return ""
+	}
+	key := s.Type + ":" + s.ID
 	if strings.IndexByte(key, 0) >= 0 || len(key) > 512 {
 		return ""
 	}

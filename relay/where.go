@@ -97,6 +97,11 @@ func contains(list []string, s string) bool {
 // DecodeEnvelope.
 func (c Condition) Holds(env map[string]any) bool {
 	v, found := Lookup(env, c.Path)
+	return c.holds(v, found)
+}
+
+// holds reports whether c holds for the value found at its path.
+func (c Condition) holds(v any, found bool) bool {
 	set := found && v != nil && v != ""
 	switch c.Op {
 	case OpPresent:

@@ -261,7 +261,7 @@ func (m *Main) Start(ctx context.Context) error {
 	api.Notify = m.Dispatcher.Notify
 	api.Targets = m.targetHealth
 	api.Queue, api.DedupeTTL, api.MaxQueue = db, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
-	api.Route = func(e *relay.Event) []relay.Match { return router.Match(e) }
+	api.Router, api.Preview = router, m.Dispatcher.Preview
 	api.Handle(http.MethodGet, "/metrics", m.Metrics.Handler())
 	api.Checks = func(ctx context.Context) map[string]string {
 		checks := map[string]string{"store": "ok", "dispatcher": "ok", "draining": "ok"}

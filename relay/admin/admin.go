@@ -48,12 +48,15 @@ type API struct {
 	// stats. May be nil.
 	Targets func() map[string]TargetHealth
 
-	// Queue, Route and DedupeTTL serve POST /admin/v1/import: Queue
-	// commits the imported events, Route gives each its deliveries (today's
-	// routes) and DedupeTTL is how long their idempotency keys are kept
-	// (default 168h). Import answers 501 while Queue or Route is nil.
+	// Queue, Router and DedupeTTL serve POST /admin/v1/import: Queue
+	// commits the imported events, Router gives each its deliveries
+	// (today's routes, mirror copies and ordering) and DedupeTTL is how
+	// long their idempotency keys are kept (default 168h). Import answers
+	// 501 while Queue or Router is nil. Preview, when set, records the
+	// request a dry-run route's delivery would have sent.
 	Queue     relay.Queue
-	Route     func(e *relay.Event) []relay.Match
+	Router    *relay.Router
+	Preview   func(ev *relay.Event, d relay.Delivery) *relay.Request
 	DedupeTTL time.Duration
 	// MaxQueue refuses an import that would take the queue past it (the
 	// ingest limit, limits.max_queue); 0 = no limit.

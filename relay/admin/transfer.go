@@ -191,7 +191,7 @@ type ImportFailed struct {
 // An event keeps its id, so its deliveries keep their Idempotency-Keys
 // and a target that already had it can tell.
 func (a *API) importEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	if a.Queue == nil || a.Route == nil {
+	if a.Queue == nil || a.Router == nil {
 		writeError(w, http.StatusNotImplemented, "not_enabled", "this sidecar was built without import")
 		return
 	}
@@ -236,7 +236,12 @@ func (a *API) importEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 			a.fail(w, err)
 			return
 		}
-		batch.Events = append(batch.Events, a.incoming(&rec, now))
+		in, err := a.incoming(&rec, now)
+		if err != nil {
+			res.Failed = append(res.Failed, ImportFailed{Line: i + 1, ID: rec.ID, Error: err.Error()})
+			continue
+		}
+		batch.Events = append(batch.Events, in)
 	}
 	if len(batch.Events) > 0 {
 		if a.MaxQueue > 0 {
@@ -266,20 +271,16 @@ func (a *API) importEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 	writeJSON(w, http.StatusOK, res)
 }
 
-// incoming builds the event to commit for rec: its stored fields, and
-// deliveries by today's routes, due now.
-func (a *API) incoming(rec *Record, now time.Time) relay.Incoming {
-	ev := relay.Event{
+// incoming builds the event to commit for rec (relay.NewEvent): its
+// stored fields and envelope, and deliveries by today's routes, due now.
+func (a *API) incoming(rec *Record, now time.Time) (relay.Incoming, error) {
+	ev, err := relay.NewEvent(relay.Draft{
 		ID: rec.ID, Source: rec.Source, Tenant: rec.Tenant, Type: rec.Type, IdempotencyKey: rec.IdempotencyKey,
-		ReceivedAt: rec.ReceivedAt.UTC(), OccurredAt: rec.OccurredAt.UTC(), CausationID: rec.CausationID,
+		ReceivedAt: rec.ReceivedAt, OccurredAt: rec.OccurredAt, CausationID: rec.CausationID,
 		TraceParent: rec.TraceParent, Envelope: rec.Envelope,
-	}
-	for _, m := range a.Route(&ev) {
-		d := relay.Delivery{EventID: ev.ID, Target: m.Target, Status: relay.DeliveryPending, NextAt: now, CreatedAt: now}
-		if m.DryRun {
-			d.Status = relay.DeliverySkipped
-		}
-		ev.Deliveries = append(ev.Deliveries, d)
+	}, a.Router, now, a.Preview)
+	if err != nil {
+		return relay.Incoming{}, err
 	}
 	in := relay.Incoming{Event: ev, KeyExpires: now.Add(a.DedupeTTL)}
 	if rec.Raw != nil {
@@ -289,5 +290,5 @@ func (a *API) incoming(rec *Record, now time.Time) relay.Incoming {
 		}
 		in.Raw = raw
 	}
-	return in
+	return in, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/wprelay/wprelay/relay"
 )
@@ -42,37 +41,16 @@ func (d *Dispatcher) result(ctx context.Context, l *loop, job relay.Job, header 
 		Subject relay.Subject `json:"subject"`
 	}
 	_ = json.Unmarshal(job.Envelope, &orig)
-	u, err := uuid.NewV7()
+	ev, err := relay.NewEvent(relay.Draft{
+		Source: "target:" + job.Target, Tenant: job.Tenant, Type: job.Type + ".result",
+		IdempotencyKey: "target:" + job.Target + ":" + job.EventID,
+		ReceivedAt:     now, CausationID: job.EventID, TraceParent: job.TraceParent,
+		Normal: relay.Normal{Subject: orig.Subject, Action: relay.Action{Type: "result"}}, Data: json.RawMessage(answer),
+		ReplyTo: l.t.ReplyTo,
+	}, d.Router, now, d.Preview)
 	if err != nil {
 		return "", "", err
 	}
-	now = now.UTC()
-	ev := relay.Event{
-		ID: u.String(), Source: "target:" + job.Target, Tenant: job.Tenant, Type: job.Type + ".result",
-		IdempotencyKey: "target:" + job.Target + ":" + job.EventID,
-		ReceivedAt:     now, OccurredAt: now, CausationID: job.EventID, TraceParent: job.TraceParent,
-	}
-	env := relay.NewEnvelope(&ev, relay.Normal{Subject: orig.Subject, Action: relay.Action{Type: "result"}}, json.RawMessage(answer))
-	if ev.Envelope, err = json.Marshal(env); err != nil {
-		return "", "", err
-	}
-	router := d.Router
-	if router == nil {
-		router = relay.NewRouter(nil)
-	}
-	ev.Deliveries = router.Deliveries(&ev, now)
-	named := false
-	for i := range ev.Deliveries {
-		del := &ev.Deliveries[i]
-		named = named || del.Target == l.t.ReplyTo
-		if del.Status == relay.DeliverySkipped {
-			del.Request = d.Preview(&ev, *del)
-		}
-	}
-	if !named {
-		ev.Deliveries = append(ev.Deliveries, router.To(&ev, l.t.ReplyTo, now))
-	}
-	ev.Status = relay.EventQueued
 	raw := &relay.Raw{Method: http.MethodPost, Path: l.redact.String(l.t.URL), Header: l.redact.Header(header), Body: answer}
 	outs, err := d.Queue.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{{
 		Event: ev, Raw: raw, KeyExpires: now.Add(d.ResultTTL),

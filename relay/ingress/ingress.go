@@ -24,7 +24,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/julienschmidt/httprouter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -377,49 +376,15 @@ func (in *Ingress) answer(w http.ResponseWriter, outcomes []relay.Outcome, out *
 	return http.StatusAccepted, nil
 }
 
-// event builds the stored event, its envelope and its deliveries.
+// event builds the stored event of item it, its envelope and its
+// deliveries (relay.NewEvent).
 func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.Time, traceparent string) (relay.Event, error) {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return relay.Event{}, fmt.Errorf("%w: event id: %w", relay.ErrUnavailable, err)
-	}
-	occurred := it.OccurredAt
-	if occurred.IsZero() {
-		occurred = now
-	}
-	ev := relay.Event{
-		ID: id.String(), Source: src.Name, Tenant: tenant, Type: it.Type,
+	return relay.NewEvent(relay.Draft{
+		Source: src.Name, Tenant: tenant, Type: it.Type,
 		IdempotencyKey: relay.IdempotencyKey(src.Name, tenant, it.ID, it.Body),
-		ReceivedAt:     now.UTC(), OccurredAt: occurred.UTC(), TraceParent: traceparent,
-	}
-	env := relay.NewEnvelope(&ev, it.Normal, it.Body)
-	if ev.Envelope, err = env.Encode(); err != nil {
-		return relay.Event{}, fmt.Errorf("%w: %w", relay.ErrInvalidJSON, err)
-	}
-	if it.Discard {
-		ev.Status = relay.EventDiscarded
-		return ev, nil
-	}
-	live := false
-	ev.Deliveries = in.Router.Deliveries(&ev, now)
-	for i := range ev.Deliveries {
-		d := &ev.Deliveries[i]
-		switch {
-		case d.Status != relay.DeliverySkipped:
-			live = true
-		case in.Preview != nil:
-			d.Request = in.Preview(&ev, *d) // dry run: what would have been sent
-		}
-	}
-	switch {
-	case len(ev.Deliveries) == 0:
-		ev.Status = relay.EventDiscarded
-	case live:
-		ev.Status = relay.EventQueued
-	default:
-		ev.Status = relay.EventDelivered
-	}
-	return ev, nil
+		ReceivedAt:     now, OccurredAt: it.OccurredAt, TraceParent: traceparent,
+		Normal: it.Normal, Data: it.Body, Discard: it.Discard,
+	}, in.Router, now, in.Preview)
 }
 
 // verify checks req against each candidate tenant's keys and returns the

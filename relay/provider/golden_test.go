@@ -89,19 +89,22 @@ func runFixture(t *testing.T, kind string, r *Request) (parsed, envelopes map[st
 	return parsed, envelopes
 }
 
-// goldenEnvelope builds the envelope of it as (*ingress.Ingress).event
-// does, with the volatile fields fixed.
+// goldenEnvelope builds the envelope of it as ingress does (relay.NewEvent),
+// with the volatile fields fixed.
 func goldenEnvelope(kind string, it Item) relay.Envelope {
-	occurred := it.OccurredAt
-	if occurred.IsZero() {
-		occurred = testNow
-	}
-	ev := relay.Event{
+	ev, err := relay.NewEvent(relay.Draft{
 		ID: goldenEventID, Source: kind, Type: it.Type,
 		IdempotencyKey: relay.IdempotencyKey(kind, "", it.ID, it.Body),
-		OccurredAt:     occurred.UTC(), ReceivedAt: testNow,
+		ReceivedAt:     testNow, OccurredAt: it.OccurredAt, Normal: it.Normal, Data: it.Body,
+	}, nil, testNow, nil)
+	var env relay.Envelope
+	if err == nil {
+		err = json.Unmarshal(ev.Envelope, &env)
 	}
-	return relay.NewEnvelope(&ev, it.Normal, it.Body)
+	if err != nil {
+		panic(fmt.Sprintf("golden envelope of %s %s: %v", kind, it.Type, err))
+	}
+	return env
 }
 
 // checkGolden compares v, as indented JSON, with the golden file, or
