@@ -245,6 +245,7 @@ func (m *Main) Start(ctx context.Context) error {
 	in := ingress.New(db, router, sources, log.With("component", "ingress"))
 	in.MaxBody = cfg.Limits.MaxBody
 	in.MaxQueue = cfg.Limits.MaxQueue
+	in.MaxBatch, in.MaxDepth = cfg.Limits.MaxBatch, cfg.Limits.MaxDepth
 	in.DedupeTTL = cfg.Retention.Dedupe.D()
 	in.Notify = m.Dispatcher.Notify
 	in.Preview = m.Dispatcher.Preview

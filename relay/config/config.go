@@ -114,9 +114,15 @@ type Log struct {
 type Limits struct {
 	MaxBody    int64   `yaml:"max_body"`    // bytes; default 524288 (512 KiB)
 	MaxQueue   int     `yaml:"max_queue"`   // pending deliveries before 503; default 1000000
+	MaxBatch   int     `yaml:"max_batch"`   // events per request (HubSpot batches) before 413; default 100
+	MaxDepth   int     `yaml:"max_depth"`   // nested JSON arrays and objects before 400 too_deep; default 128
 	IPRate     float64 `yaml:"ip_rate"`     // requests/s per client IP and source; 0 (default) = off
 	SourceRate float64 `yaml:"source_rate"` // requests/s per source; 0 (default) = off
 }
+
+// maxDepthLimit caps limits.max_depth well below encoding/json's own limit
+// (10,000), which the envelope around a body must also fit in.
+const maxDepthLimit = 1000
 
 // Retention says how long things are kept.
 type Retention struct {
@@ -315,7 +321,7 @@ func Default() Config {
 		DataDir:   "./data",
 		Store:     Store{Kind: "bbolt", Commit: "loop", TablePrefix: "wprelay_", MaxConns: 16},
 		Log:       Log{Format: "auto", Level: "info"},
-		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000},
+		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000, MaxBatch: 100, MaxDepth: 128},
 		Retention: Retention{Dedupe: Duration(168 * time.Hour), Events: Duration(720 * time.Hour)},
 		Shutdown:  Duration(10 * time.Second),
 		HTTP: HTTP{

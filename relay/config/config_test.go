@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -144,11 +145,12 @@ func TestValidate_NamesFields(t *testing.T) {
 	}
 	cfg.Targets = []Target{{Name: "t", Kind: "ftp", URL: "ftp://x"}}
 	cfg.Routes = []Route{{Source: "missing", To: []string{"nowhere"}}}
+	cfg.Limits.MaxBatch, cfg.Limits.MaxDepth = 0, 5000
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, want := range []string{"admin.token", "sources[0].name", "sources[1].kind", "sources[2].secrets", "targets[0].kind", "targets[0].url", "routes[0].source", "routes[0].to[0]"} {
+	for _, want := range []string{"limits.max_batch", "limits.max_depth", "admin.token", "sources[0].name", "sources[1].kind", "sources[2].secrets", "targets[0].kind", "targets[0].url", "routes[0].source", "routes[0].to[0]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
@@ -188,4 +190,27 @@ func FuzzParse(f *testing.F) {
 			_ = cfg.Validate()
 		}
 	})
+}
+
+// TestREADME_LimitsExample: the README's configuration example parses and
+// states the limits' defaults.
+func TestREADME_LimitsExample(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(data), "```yaml\nlisten: \":8080\"")
+	if !ok {
+		t.Fatal("README has no configuration example starting with listen: \":8080\"")
+	}
+	block, _, _ = strings.Cut(block, "```")
+	anything := Env{Lookup: func(string) (string, bool) { return "x", true }, ReadFile: func(string) ([]byte, error) { return []byte("x"), nil }, Dir: "/etc/wprelay"}
+	cfg, err := Parse([]byte(block), anything)
+	if err != nil {
+		t.Fatalf("README configuration example: %v", err)
+	}
+	def := Default().Limits
+	if cfg.Limits != def {
+		t.Errorf("README's limits = %+v, want the defaults %+v", cfg.Limits, def)
+	}
 }

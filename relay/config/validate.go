@@ -128,6 +128,12 @@ func (c *Config) validateLimits(p *problems) {
 	if c.Limits.MaxQueue <= 0 {
 		p.add("limits.max_queue", "must be positive, got %d", c.Limits.MaxQueue)
 	}
+	if c.Limits.MaxBatch <= 0 {
+		p.add("limits.max_batch", "must be positive (events per request), got %d", c.Limits.MaxBatch)
+	}
+	if c.Limits.MaxDepth <= 0 || c.Limits.MaxDepth > maxDepthLimit {
+		p.add("limits.max_depth", "must be 1 to %d (nested JSON levels), got %d", maxDepthLimit, c.Limits.MaxDepth)
+	}
 	if c.Limits.IPRate < 0 {
 		p.add("limits.ip_rate", "must be 0 (off) or positive")
 	}

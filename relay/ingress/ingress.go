@@ -65,6 +65,8 @@ type Ingress struct {
 	Now    func() time.Time // default time.Now
 
 	MaxBody   int64         // default 512 KiB
+	MaxBatch  int           // events per request; default DefaultMaxBatch
+	MaxDepth  int           // nested JSON levels; default DefaultMaxDepth
 	MaxQueue  int           // pending deliveries before 503; default 1,000,000
 	DedupeTTL time.Duration // how long idempotency keys are kept; default 168h
 	// Notify is called after a commit that queued deliveries (wakes the
@@ -266,8 +268,15 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		return 0, err
 	}
 	out.tenant = tenant
+	ctype := r.Header.Get("Content-Type")
+	if err := in.checkJSON(ctype, req.Body); err != nil {
+		return 0, err
+	}
 	parsed, err := src.Verifier.Parse(req)
 	if err != nil {
+		return 0, err
+	}
+	if err := in.checkItems(ctype, parsed); err != nil {
 		return 0, err
 	}
 	if parsed.Reply != nil {
@@ -493,6 +502,8 @@ func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
 		rj = reject(http.StatusUnauthorized, "invalid_token", "%s", err)
 	case errors.Is(err, relay.ErrBadSignature):
 		rj = reject(http.StatusUnauthorized, "invalid_signature", "%s; check that the sender and this source share the secret", err)
+	case errors.Is(err, relay.ErrTooDeep):
+		rj = reject(http.StatusBadRequest, "too_deep", "%s", err)
 	case errors.Is(err, relay.ErrInvalidJSON):
 		rj = reject(http.StatusBadRequest, "invalid_json", "%s", err)
 	case errors.Is(err, relay.ErrInvalidEvent):
