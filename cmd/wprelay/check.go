@@ -85,6 +85,17 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
+// parseConfig parses the config file at path (its bytes in data, its
+// references resolved by env), with its problems in invalidConfig's form.
+// serve, check and the docs tests read configs through it.
+func parseConfig(path string, data []byte, env config.Env) (config.Config, error) {
+	cfg, err := config.Parse(data, env)
+	if err != nil {
+		return cfg, invalidConfig(path, err)
+	}
+	return cfg, nil
+}
+
 // validConfig validates cfg, read from path ("" for the embedded default),
 // and returns its problems in invalidConfig's form, or nil.
 func validConfig(path string, cfg config.Config) error {

@@ -154,7 +154,8 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	}
 	yaml := fmt.Sprintf(`# wprelay configuration, written by "wprelay init" on %s.
 # Secrets live in secrets/ beside this file; ${file:...} paths are relative to it.
-# Reference: DESIGN.md "Config"; every key's default is in the README.
+# Every key, with its default: deploy/wprelay.example.yaml in the wprelay repository.
+# Check this file after an edit: wprelay check --config <this file>
 listen: ":8080"
 admin: {listen: "127.0.0.1:8081", token: "${file:secrets/admin_token}"}
 data_dir: ./data            # relative to this file

@@ -46,6 +46,8 @@ func (e *exampleEnv) env(dir string) config.Env {
 			switch {
 			case strings.Contains(name, "ENCRYPTION_KEY"):
 				return key, true
+			case strings.Contains(name, "DSN"):
+				return "wprelay:pass@tcp(db.internal:3306)/wprelay?tls=true", true
 			case name == "SITE_URL":
 				return "http://localhost:8000", true
 			}

@@ -27,7 +27,7 @@ Commands:
   init      write a config with fresh secrets and print the wp-config.php lines
   sign      sign a body as a provider would (stripe, github, shopify, ...): print
             the headers or a curl command, or send it and print the answer
-  check     check the store file's consistency (while the sidecar is stopped)
+  check     validate a config (--config FILE) or a stopped sidecar's store file (--data-dir DIR)
   rotate-key  re-seal stored bodies with the first encryption key
   migrate   apply the MySQL/MariaDB store's schema migrations; migrate-store copies a bbolt store into it
   events    list, show and replay events (admin API): events list|show|replay
@@ -46,7 +46,7 @@ Examples:
   wprelay serve                          # embedded default: data in ./data, a wordpress source
   wprelay init --dir /etc/wprelay        # write /etc/wprelay/wprelay.yaml and its secrets
   wprelay serve --config /etc/wprelay/wprelay.yaml
-  wprelay sign --kind stripe --secret whsec_... --send http://127.0.0.1:8080/hooks/stripe
+  WPRELAY_SIGN_SECRET=whsec_... wprelay sign --kind stripe --send http://127.0.0.1:8080/hooks/stripe
   WPRELAY_ADMIN_TOKEN=... wprelay events list --status failed --since 24h
   wprelay export --since 7d > events.jsonl && wprelay import events.jsonl
   wprelay backup --token-file /etc/wprelay/secrets/admin_token /var/backups/wprelay/wprelay.db

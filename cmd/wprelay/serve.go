@@ -114,9 +114,9 @@ func loadConfig(path, dataDir string) (config.Config, string, error) {
 	if err != nil {
 		return config.Config{}, "", fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := config.Parse(data, config.Env{Lookup: os.LookupEnv, ReadFile: os.ReadFile, Dir: filepath.Dir(path)})
+	cfg, err := parseConfig(path, data, config.Env{Lookup: os.LookupEnv, ReadFile: os.ReadFile, Dir: filepath.Dir(path)})
 	if err != nil {
-		return cfg, "", invalidConfig(path, err)
+		return cfg, "", err
 	}
 	if dataDir != "" {
 		cfg.DataDir = dataDir

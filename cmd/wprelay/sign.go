@@ -42,16 +42,18 @@ const signExample = `  # a first Stripe event through a local sidecar (source "s
   wprelay sign --kind stripe --send http://127.0.0.1:8080/hooks/stripe
 
   # the headers GitHub would send with a file, then the same with curl:
-  wprelay sign --kind github --type push --secret "$GH_SECRET" --file push.json
-  wprelay sign --kind github --type push --secret "$GH_SECRET" --file push.json --curl \
-    --url https://hooks.example.com/hooks/gh | sh
+  export WPRELAY_SIGN_SECRET="$GH_SECRET"
+  wprelay sign --kind github --type push --file push.json
+  wprelay sign --kind github --type push --file push.json --curl --url https://hooks.example.com/hooks/gh | sh
 
   # a Shopify webhook sent twice with one webhook id (the second is a duplicate):
   wprelay sign --kind shopify --file order.json --header 'X-Shopify-Webhook-Id: w-1' --send "$URL"
 
-  # WordPress (JWT + Standard Webhooks), HubSpot, the WooCommerce ping:
-  WPRELAY_SIGN_JWT_SECRET=... wprelay sign --kind wordpress --secret whsec_... \
-    --issuer https://example.com --send http://127.0.0.1:8080/hooks/site
+  # WordPress (JWT + Standard Webhooks), sent twice with one id (the second is a duplicate):
+  export WPRELAY_SIGN_SECRET=whsec_... WPRELAY_SIGN_JWT_SECRET=...
+  wprelay sign --kind wordpress --issuer https://example.com --header 'webhook-id: post-42-v1' --send http://127.0.0.1:8080/hooks/site
+
+  # HubSpot, the WooCommerce ping:
   wprelay sign --kind hubspot --public-url https://hooks.example.com/hooks/hubspot --send http://127.0.0.1:8080/hooks/hubspot
   wprelay sign --kind woocommerce --ping --send http://127.0.0.1:8080/hooks/shop`
 
@@ -76,7 +78,8 @@ func cmdSign(args []string, stdout, stderr io.Writer) error {
 	jwtSecret := fs.String("jwt-secret", "", "wordpress: the site's JWT secret, HS256 (or env "+envSignJWTSecret+")")
 	ping := fs.Bool("ping", false, "woocommerce: the unsigned webhook_id=<n> ping instead of an event")
 	var extra headerFlags
-	fs.Var(&extra, "header", `an extra header "Name: value", e.g. a fixed id (repeatable); kept as given`)
+	fs.Var(&extra, "header", `an extra header "Name: value", e.g. a fixed id (repeatable); kept as given.`+
+		"\nwordpress: 'webhook-id: ID' also sets the sample's idempotency_key, which must equal it")
 	var h provider.HMACOptions
 	fs.StringVar(&h.Header, "hmac-header", "", "hmac: the signature header")
 	fs.StringVar(&h.Prefix, "hmac-prefix", "", `hmac: the signature's prefix, e.g. "sha256="`)
@@ -109,7 +112,15 @@ func cmdSign(args []string, stdout, stderr io.Writer) error {
 	}
 
 	now := time.Now()
-	body, sampleType, err := signBody(*kind, *file, *ping, now)
+	id := uuid.NewString()
+	if *kind == "wordpress" {
+		// The plugin's webhook-id is its body's idempotency_key: a fixed
+		// id is both, or the sidecar refuses the event (422).
+		if v, ok := headerValue(extra, "webhook-id"); ok {
+			id = v
+		}
+	}
+	body, sampleType, err := signBody(*kind, *file, *ping, now, id)
 	if err != nil {
 		return err
 	}
@@ -168,9 +179,19 @@ func signRequest(req *provider.Request, kind, secret, typ string, o provider.Opt
 	return nil
 }
 
+// headerValue returns the value of the --header named name.
+func headerValue(headers []string, name string) (string, bool) {
+	for _, line := range headers {
+		if n, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(strings.TrimSpace(n), name) {
+			return strings.TrimSpace(v), true
+		}
+	}
+	return "", false
+}
+
 // signBody returns the body to sign (the file, stdin, the WooCommerce ping
-// or a sample of the kind) and the sample's event type.
-func signBody(kind, file string, ping bool, now time.Time) ([]byte, string, error) {
+// or a sample of the kind, its ids made from id) and the sample's event type.
+func signBody(kind, file string, ping bool, now time.Time, id string) ([]byte, string, error) {
 	switch {
 	case ping:
 		return []byte("webhook_id=1"), "", nil
@@ -188,7 +209,7 @@ func signBody(kind, file string, ping bool, now time.Time) ([]byte, string, erro
 	if !ok {
 		return nil, "", usageError{fmt.Errorf("unknown kind %q (known: %s)", kind, strings.Join(provider.Kinds(), ", "))}
 	}
-	b, err := json.Marshal(mk(now, uuid.NewString()))
+	b, err := json.Marshal(mk(now, id))
 	return b, sampleTypes[kind], err
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -272,4 +273,34 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// --header fixes the id of a wordpress sample too: its idempotency_key
+// follows the webhook-id, so the request verifies, parses with that id,
+// and a second send is the same event.
+func TestSign_HeaderFixesTheWordPressID(t *testing.T) {
+	k := signKinds["wordpress"]
+	var ids []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body := must(io.ReadAll(r.Body))
+		if err := checkSigned("wordpress", "http://"+r.Host+r.URL.Path, r.Header, body); err != nil {
+			t.Error(err)
+		}
+		var ev struct {
+			Key string `json:"idempotency_key"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		ids = append(ids, r.Header.Get("webhook-id")+"="+ev.Key)
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	for range 2 {
+		args := append([]string{"sign", "--kind", "wordpress", "--secret", k.secret, "--header", "webhook-id: post-42-v1", "--send", srv.URL}, k.args...)
+		if _, stderr, code := runCLI(args...); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+	}
+	if len(ids) != 2 || ids[0] != "post-42-v1=post-42-v1" || ids[1] != ids[0] {
+		t.Fatalf("webhook-id=idempotency_key of the two sends: %v", ids)
+	}
 }

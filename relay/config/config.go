@@ -319,7 +319,7 @@ func Default() Config {
 		Listen:    ":8080",
 		Admin:     Admin{Listen: "127.0.0.1:8081"},
 		DataDir:   "./data",
-		Store:     Store{Kind: "bbolt", Commit: "loop", TablePrefix: "wprelay_", MaxConns: 16},
+		Store:     Store{Kind: "bbolt", Commit: "loop", BatchDelay: Duration(10 * time.Millisecond), TablePrefix: "wprelay_", MaxConns: 16},
 		Log:       Log{Format: "auto", Level: "info"},
 		Limits:    Limits{MaxBody: 512 << 10, MaxQueue: 1_000_000, MaxBatch: 100, MaxDepth: 128},
 		Retention: Retention{Dedupe: Duration(168 * time.Hour), Events: Duration(720 * time.Hour)},
@@ -328,7 +328,58 @@ func Default() Config {
 			ReadHeaderTimeout: Duration(5 * time.Second), ReadTimeout: Duration(30 * time.Second),
 			WriteTimeout: Duration(30 * time.Second), IdleTimeout: Duration(120 * time.Second), MaxHeaderBytes: 64 << 10,
 		},
-		TLS: TLS{HSTS: Duration(365 * 24 * time.Hour)},
+		TLS:     TLS{HSTS: Duration(365 * 24 * time.Hour)},
+		Tracing: Tracing{SampleRatio: 1, BatchTimeout: Duration(5 * time.Second), ServiceName: "wprelay"},
+	}
+}
+
+// DefaultSource returns what a source's unset fields default to.
+func DefaultSource() Source {
+	return Source{Tolerance: Duration(5 * time.Minute)}
+}
+
+// DefaultTarget returns what a target's unset fields default to.
+func DefaultTarget() Target {
+	return Target{
+		Timeout: Duration(10 * time.Second), MaxAttempts: 8, MaxAge: Duration(24 * time.Hour),
+		MaxBackoff: Duration(time.Hour), Concurrency: 4,
+		Breaker: Breaker{Failures: 5, Cooldown: Duration(30 * time.Second), MaxCooldown: Duration(5 * time.Minute)},
+	}
+}
+
+// fillDefaults gives each source and target the defaults of the fields
+// the file leaves out (or sets to 0).
+func (c *Config) fillDefaults() {
+	ds, dt := DefaultSource(), DefaultTarget()
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Tolerance == 0 {
+			s.Tolerance = ds.Tolerance
+		}
+	}
+	for i := range c.Targets {
+		t := &c.Targets[i]
+		fill := func(v *Duration, d Duration) {
+			if *v == 0 {
+				*v = d
+			}
+		}
+		fill(&t.Timeout, dt.Timeout)
+		fill(&t.MaxAge, dt.MaxAge)
+		fill(&t.MaxBackoff, dt.MaxBackoff)
+		fill(&t.Breaker.Cooldown, dt.Breaker.Cooldown)
+		if t.Breaker.MaxCooldown == 0 {
+			t.Breaker.MaxCooldown = max(dt.Breaker.MaxCooldown, t.Breaker.Cooldown)
+		}
+		if t.MaxAttempts == 0 {
+			t.MaxAttempts = dt.MaxAttempts
+		}
+		if t.Concurrency == 0 {
+			t.Concurrency = dt.Concurrency
+		}
+		if t.Breaker.Failures == 0 {
+			t.Breaker.Failures = dt.Breaker.Failures
+		}
 	}
 }
 

@@ -53,6 +53,7 @@ func Parse(data []byte, env Env) (Config, error) {
 		// shape checks what the decoder checks; this is a safety net.
 		return cfg, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
 	}
+	cfg.fillDefaults()
 	cfg.refs, cfg.lines = refs, lines
 	return cfg, nil
 }
