@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +79,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	}
 	bw := bufio.NewWriterSize(out, 256<<10)
 	p := &progress{w: stderr, verb: "exported", every: time.Second}
+	var skipErr error // events an offline export could not encode
 
 	var where string
 	useAPI := *from == "api"
@@ -111,9 +111,9 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w; %s", err, hint)
 		}
 		defer db.Close()
-		enc := json.NewEncoder(bw)
+		var skipped admin.Unencodable
 		err = db.Export(context.Background(), f, func(e *relay.Event, raw *relay.Raw) error {
-			if err := enc.Encode(admin.NewRecord(e, raw)); err != nil {
+			if err := skipped.Write(bw, e, raw); err != nil || skipped.Has(e.ID) {
 				return err
 			}
 			p.add(1)
@@ -122,12 +122,13 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		skipErr = skipped.Err()
 	}
 	if err := bw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintf(stderr, "exported %d events from %s\n", p.n, where)
-	return nil
+	return skipErr
 }
 
 // adminAnswers tells whether something answers HTTP at the admin URL

@@ -237,8 +237,37 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"error": code, "message": msg})
 }
 
+// writeJSON encodes v before it writes the status, so that a value that
+// cannot be encoded is a 500 that says so, never a 200 with an empty body.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	writeJSONAbout(w, status, v, "")
+}
+
+// writeJSONAbout is writeJSON for an answer about event id: a 500 names it.
+func writeJSONAbout(w http.ResponseWriter, status int, v any, id string) {
+	b, err := encode(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		msg := "the answer could not be encoded as JSON: " + err.Error()
+		if id != "" {
+			msg = "event " + id + " could not be encoded as JSON (" + err.Error() + "; it was stored before limits.max_depth refused such bodies); " +
+				"its deliveries are listed by GET /admin/v1/dlq and it is deleted by retention"
+		}
+		b, _ = json.Marshal(map[string]string{"error": "unencodable", "message": msg, "id": id})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// encode marshals v and checks that JSON parsers can read the result:
+// encoding/json checks a json.RawMessage (an envelope) on its own, so a
+// body nested as deep as parsers allow passes, and the answer around it
+// is one level too deep for every client.
+func encode(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err == nil && !json.Valid(b) {
+		err = errors.New("nested deeper than JSON parsers accept (10,000 levels)")
+	}
+	return b, err
 }

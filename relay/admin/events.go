@@ -114,7 +114,7 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, ps httprouter.Par
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSONAbout(w, http.StatusOK, v, e.ID)
 }
 
 // RawView is a stored request: the body as sent (JSON, text, or base64
@@ -157,7 +157,7 @@ func (a *API) getRaw(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rawView(raw))
+	writeJSONAbout(w, http.StatusOK, rawView(raw), ps.ByName("id"))
 }
 
 func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {

@@ -102,6 +102,40 @@ func NewRecord(e *relay.Event, raw *relay.Raw) Record {
 	return rec
 }
 
+// Unencodable collects the events an export could not write as JSON
+// (nested deeper than encoding/json allows: stored before limits.max_depth),
+// so that the export goes on past them and then fails naming them, rather
+// than stopping at the first or leaving it out unsaid.
+type Unencodable struct{ ids []string }
+
+// Write writes e's export line to w, or, when e cannot be encoded as JSON,
+// notes it and writes nothing. It returns w's error.
+func (u *Unencodable) Write(w io.Writer, e *relay.Event, raw *relay.Raw) error {
+	b, err := encode(NewRecord(e, raw))
+	if err != nil {
+		u.ids = append(u.ids, e.ID)
+		return nil
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Has reports whether event id was noted as unencodable.
+func (u *Unencodable) Has(id string) bool { return len(u.ids) > 0 && u.ids[len(u.ids)-1] == id }
+
+// Err names the events that were not exported; nil when there are none.
+func (u *Unencodable) Err() error {
+	if len(u.ids) == 0 {
+		return nil
+	}
+	ids := u.ids
+	if len(ids) > 20 {
+		ids = ids[:20]
+	}
+	return fmt.Errorf("%d events could not be encoded as JSON and are not in the export (ids: %s); every other event is: "+
+		"read them with GET /admin/v1/events/{id}/raw or delete them with retention", len(u.ids), strings.Join(ids, ", "))
+}
+
 // check reports what makes rec unfit for import.
 func (rec *Record) check() error {
 	switch {
@@ -137,15 +171,15 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	w.Header().Set("Trailer", TrailerCount+", "+TrailerError)
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	enc := json.NewEncoder(bw)
 	n := 0
 	start := time.Now()
+	var skipped Unencodable
 	err := a.Ledger.Export(r.Context(), f, func(e *relay.Event, raw *relay.Raw) error {
 		if n%256 == 0 {
 			// A long export outlives the listener's write timeout.
 			_ = rc.SetWriteDeadline(time.Now().Add(time.Minute))
 		}
-		if err := enc.Encode(NewRecord(e, raw)); err != nil {
+		if err := skipped.Write(bw, e, raw); err != nil || skipped.Has(e.ID) {
 			return err
 		}
 		n++
@@ -159,6 +193,9 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	})
 	if err == nil {
 		err = bw.Flush()
+	}
+	if err == nil {
+		err = skipped.Err()
 	}
 	w.Header().Set(TrailerCount, strconv.Itoa(n))
 	if err != nil {
