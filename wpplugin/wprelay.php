@@ -40,8 +40,14 @@ require_once WPRELAY_DIR . '/includes/class-wprelay-results-controller.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-result-meta-box.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-sidecar-client.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-admin-page.php';
+require_once WPRELAY_DIR . '/includes/class-wprelay-health.php';
+require_once WPRELAY_DIR . '/includes/class-wprelay-site-health.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-plugin.php';
 require_once WPRELAY_DIR . '/includes/functions.php';
+if ( defined( 'WP_CLI' ) && WP_CLI ) {
+	require_once WPRELAY_DIR . '/includes/class-wprelay-cli-namespace.php';
+	require_once WPRELAY_DIR . '/includes/class-wprelay-cli.php';
+}
 
 $GLOBALS['wprelay'] = new WPRelay_Plugin( $GLOBALS['wpdb'] );
 $GLOBALS['wprelay']->boot();

@@ -67,18 +67,27 @@ class WPRelay_Admin_Page {
 	private $sender;
 
 	/**
+	 * Health checks, for the notice about rows that failed for good.
+	 *
+	 * @var WPRelay_Health|null
+	 */
+	private $health;
+
+	/**
 	 * Builds the page.
 	 *
 	 * @param WPRelay_Config         $config Settings.
 	 * @param WPRelay_Outbox         $outbox Outbox.
 	 * @param WPRelay_Sidecar_Client $client Sidecar admin API.
 	 * @param WPRelay_Sender         $sender Sender.
+	 * @param WPRelay_Health|null    $health Health checks.
 	 */
-	public function __construct( WPRelay_Config $config, WPRelay_Outbox $outbox, WPRelay_Sidecar_Client $client, WPRelay_Sender $sender ) {
+	public function __construct( WPRelay_Config $config, WPRelay_Outbox $outbox, WPRelay_Sidecar_Client $client, WPRelay_Sender $sender, ?WPRelay_Health $health = null ) {
 		$this->config = $config;
 		$this->outbox = $outbox;
 		$this->client = $client;
 		$this->sender = $sender;
+		$this->health = $health;
 	}
 
 	/**
@@ -232,6 +241,7 @@ class WPRelay_Admin_Page {
 		echo '<div class="wrap wprelay">';
 		echo '<h1>' . esc_html__( 'Webhook Relay', 'wprelay' ) . '</h1>';
 		$this->notice();
+		$this->failure_notice();
 		$this->tabs( '' !== $event ? 'events' : $tab );
 		if ( '' !== $event ) {
 			require_once WPRELAY_DIR . '/includes/class-wprelay-event-detail.php';
@@ -310,6 +320,32 @@ class WPRelay_Admin_Page {
 				return;
 		}
 		echo '<div class="notice notice-success is-dismissible" id="wprelay-notice"><p>' . esc_html( $msg ) . '</p></div>';
+	}
+
+	/**
+	 * Prints a notice while rows have failed for good (the outbox's failed
+	 * rows, and any check added with `wprelay_failure_checks`), on every
+	 * tab, until they are retried or purged.
+	 */
+	private function failure_notice(): void {
+		if ( null === $this->health ) {
+			return;
+		}
+		/**
+		 * Filters the health checks whose critical result the plugin page
+		 * shows as a notice on every tab.
+		 *
+		 * @since 0.2.0
+		 *
+		 * @param string[] $ids Check ids. Default array( 'outbox_failed' ).
+		 */
+		$ids = (array) apply_filters( 'wprelay_failure_checks', array( 'outbox_failed' ) );
+		foreach ( $ids as $id ) {
+			$r = $this->health->run( (string) $id );
+			if ( null !== $r && 'critical' === $r['status'] ) {
+				echo '<div class="notice notice-error" id="wprelay-failed-' . esc_attr( (string) $id ) . '"><p><strong>' . esc_html( $r['label'] ) . '</strong> ' . esc_html( $r['description'] ) . '</p></div>';
+			}
+		}
 	}
 
 	/**

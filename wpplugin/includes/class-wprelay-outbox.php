@@ -266,6 +266,60 @@ class WPRelay_Outbox {
 	}
 
 	/**
+	 * Returns how long ago the oldest pending row was emitted.
+	 *
+	 * @return int Seconds; 0 when no row is pending.
+	 */
+	public function oldest_pending_age(): int {
+		$table  = $this->schema->outbox();
+		$oldest = $this->db->get_var( "SELECT MIN(created_at) FROM {$table} WHERE state = 'pending'" );
+		if ( empty( $oldest ) ) {
+			return 0;
+		}
+		return max( 0, time() - (int) strtotime( $oldest . ' UTC' ) );
+	}
+
+	/**
+	 * Returns the ids of rows, oldest first.
+	 *
+	 * @param string $state Only this state ('' for all).
+	 * @param int    $limit Most rows.
+	 * @return int[]
+	 */
+	public function ids( string $state, int $limit ): array {
+		$table = $this->schema->outbox();
+		if ( '' === $state ) {
+			$ids = $this->db->get_col( $this->db->prepare( "SELECT id FROM {$table} ORDER BY id LIMIT %d", $limit ) );
+		} else {
+			$ids = $this->db->get_col( $this->db->prepare( "SELECT id FROM {$table} WHERE state = %s ORDER BY id LIMIT %d", $state, $limit ) );
+		}
+		return array_map( 'intval', (array) $ids );
+	}
+
+	/**
+	 * Deletes up to $limit rows in a state whose time (sent_at for sent
+	 * rows, created_at otherwise) is before $before.
+	 *
+	 * @param string $state  sent, failed or pending.
+	 * @param int    $before Unix time.
+	 * @param int    $limit  Most rows deleted by this call.
+	 * @return int Rows deleted.
+	 */
+	public function purge( string $state, int $before, int $limit ): int {
+		$table  = $this->schema->outbox();
+		$column = 'sent' === $state ? 'sent_at' : 'created_at';
+		$done   = $this->db->query(
+			$this->db->prepare(
+				"DELETE FROM {$table} WHERE state = %s AND {$column} < %s ORDER BY id LIMIT %d",
+				$state,
+				gmdate( 'Y-m-d H:i:s', $before ),
+				$limit
+			)
+		);
+		return (int) $done;
+	}
+
+	/**
 	 * Updates one row's columns.
 	 *
 	 * @param int   $id   Row id.

@@ -45,6 +45,13 @@ class WPRelay_Plugin {
 	private $dispatcher;
 
 	/**
+	 * Health checks (Site Health, WP-CLI, the admin page's notice).
+	 *
+	 * @var WPRelay_Health
+	 */
+	private $health;
+
+	/**
 	 * Every collaborator with a register_hooks() method.
 	 *
 	 * @var object[]
@@ -67,6 +74,8 @@ class WPRelay_Plugin {
 		$this->sender     = new WPRelay_Sender( $config, $crypto, $outbox );
 		$this->emitter    = new WPRelay_Emitter( $config, $crypto, $outbox, $this->sender );
 		$this->dispatcher = new WPRelay_Dispatcher( $receipts );
+		$client           = new WPRelay_Sidecar_Client( $config );
+		$this->health     = new WPRelay_Health( $config, $outbox, $receipts, $client );
 		$this->hooked     = array(
 			$this->schema,
 			$this->sender,
@@ -77,7 +86,8 @@ class WPRelay_Plugin {
 			new WPRelay_User_Sync_Controller( $verifier, $receipts, $limiter, $this->emitter ),
 			new WPRelay_Results_Controller( $verifier, $receipts, $limiter, $this->emitter ),
 			new WPRelay_Result_Meta_Box(),
-			new WPRelay_Admin_Page( $config, $outbox, new WPRelay_Sidecar_Client( $config ), $this->sender ),
+			new WPRelay_Admin_Page( $config, $outbox, $client, $this->sender, $this->health ),
+			new WPRelay_Site_Health( $this->health, $config ),
 		);
 	}
 
@@ -90,6 +100,18 @@ class WPRelay_Plugin {
 		}
 		add_action( WPRelay_Sender::CRON_HOOK, array( $this->dispatcher, 'recover' ), 20 );
 		add_action( 'init', array( $this, 'load_textdomain' ) );
+		if ( defined( 'WP_CLI' ) && WP_CLI && class_exists( 'WPRelay_CLI' ) ) {
+			( new WPRelay_CLI( $this->health, $this->sender ) )->register();
+		}
+	}
+
+	/**
+	 * Returns the health checks (for code that adds its own views of them).
+	 *
+	 * @return WPRelay_Health
+	 */
+	public function health(): WPRelay_Health {
+		return $this->health;
 	}
 
 	/**

@@ -169,4 +169,75 @@ class WPRelay_Receipts {
 		);
 		return array_map( 'intval', $ids );
 	}
+	/**
+	 * Returns the newest receipts (without the event body), for WP-CLI.
+	 *
+	 * @param int    $limit  Most rows.
+	 * @param string $status Only this status ('' for all).
+	 * @param string $type   Only this event type ('' for all).
+	 * @return array[]
+	 */
+	public function recent( int $limit, string $status = '', string $type = '' ): array {
+		$table = $this->schema->receipts();
+		$where = array( '1=1' );
+		$args  = array();
+		if ( '' !== $status ) {
+			$where[] = 'status = %s';
+			$args[]  = $status;
+		}
+		if ( '' !== $type ) {
+			$where[] = 'event_type = %s';
+			$args[]  = $type;
+		}
+		$args[] = $limit;
+		$sql    = "SELECT id, event_id, event_type, route, status, received_at, result_ref, last_error FROM {$table} WHERE " . implode( ' AND ', $where ) . ' ORDER BY id DESC LIMIT %d';
+		$rows   = $this->db->get_results( $this->db->prepare( $sql, $args ), ARRAY_A );
+		return is_array( $rows ) ? $rows : array();
+	}
+
+	/**
+	 * Returns the receipts of an event id (one per route it arrived on).
+	 *
+	 * @param string $event_id Event id.
+	 * @return array[]
+	 */
+	public function by_event( string $event_id ): array {
+		$table = $this->schema->receipts();
+		$rows  = $this->db->get_results( $this->db->prepare( "SELECT * FROM {$table} WHERE event_id = %s ORDER BY id", $event_id ), ARRAY_A );
+		return is_array( $rows ) ? $rows : array();
+	}
+
+	/**
+	 * Counts receipts by status.
+	 *
+	 * @return array<string,int>
+	 */
+	public function counts(): array {
+		$table = $this->schema->receipts();
+		$rows  = $this->db->get_results( "SELECT status, COUNT(*) AS n FROM {$table} GROUP BY status", ARRAY_A );
+		$out   = array();
+		foreach ( (array) $rows as $row ) {
+			$out[ $row['status'] ] = (int) $row['n'];
+		}
+		return $out;
+	}
+
+	/**
+	 * Deletes up to $limit receipts received before $before that are no
+	 * longer waiting to be dispatched (retention).
+	 *
+	 * @param int      $before   Unix time.
+	 * @param int      $limit    Most rows deleted by this call.
+	 * @param string[] $statuses Statuses that may be deleted.
+	 * @return int Rows deleted.
+	 */
+	public function purge( int $before, int $limit, array $statuses ): int {
+		if ( empty( $statuses ) ) {
+			return 0;
+		}
+		$table = $this->schema->receipts();
+		$in    = implode( ', ', array_fill( 0, count( $statuses ), '%s' ) );
+		$args  = array_merge( $statuses, array( gmdate( 'Y-m-d H:i:s', $before ), $limit ) );
+		return (int) $this->db->query( $this->db->prepare( "DELETE FROM {$table} WHERE status IN ({$in}) AND received_at < %s ORDER BY id LIMIT %d", $args ) );
+	}
 }
