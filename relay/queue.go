@@ -138,40 +138,6 @@ type Stats struct {
 	Dead       int            `json:"dead_letters"`
 }
 
-// Ledger is what the admin API needs from a store.
-type Ledger interface {
-	// Event returns an event with every delivery and its history.
-	Event(ctx context.Context, id string) (*Event, error)
-	// Raw returns the request as stored.
-	Raw(ctx context.Context, id string) (*Raw, error)
-	// Events lists events newest first. cursor is opaque ("" = from the
-	// newest); the returned next cursor is "" when there are no more. Pages
-	// are stable while new events arrive.
-	Events(ctx context.Context, f EventFilter, cursor string, limit int) ([]Event, string, error)
-	// DeadLetters lists dead deliveries, most recently dead first.
-	DeadLetters(ctx context.Context, f DeadFilter, cursor string, limit int) ([]Delivery, string, error)
-	// Replay makes the event's deliveries (or only target's, when set) due
-	// at now with a fresh retry budget; it returns how many it scheduled.
-	// Deliveries in flight are left alone.
-	Replay(ctx context.Context, eventID, target string, now time.Time) (int, error)
-	// ReplayDead replays the dead deliveries matching f, oldest dead
-	// first, at most f.Max of them when it is set.
-	ReplayDead(ctx context.Context, f DeadFilter, now time.Time) (int, error)
-	Stats(ctx context.Context) (Stats, error)
-	// Effects returns the ids of the events whose CausationID is id (the
-	// results its deliveries produced), oldest first, at most limit. It
-	// may look only at events received after the cause, within a bounded
-	// scan, so a very late result can be missing.
-	Effects(ctx context.Context, id string, limit int) ([]string, error)
-	// Export calls fn for each event matching f (with its envelope,
-	// deliveries and raw request; raw is nil when none was stored), oldest
-	// first. Each event is read in one consistent view, but a long export
-	// is not one snapshot: it must not hold up writers. Events that arrive
-	// during the export may be included or not; none that existed
-	// throughout is skipped or repeated. An error from fn stops it.
-	Export(ctx context.Context, f EventFilter, fn func(e *Event, raw *Raw) error) error
-}
-
 // ErrInvalidCursor is returned for a page cursor the store did not issue
 // (or one from another listing).
 var ErrInvalidCursor = errors.New("invalid cursor")

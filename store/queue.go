@@ -207,15 +207,19 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 		outs, added = make([]relay.Outcome, len(preps)), 0
 		owners := map[*relay.Raw]string{}
 		if b.Nonce != "" {
-			// A nonce is kept in nonceexp only, under its expiry and itself:
-			// a replayed token brings the same pair (its exp is signed with
-			// its jti), and keys that grow with time are appended rather than
-			// scattered over the pages of a bucket keyed by random jtis.
-			// nonces holds those written before; it is only read.
+			// A nonce is single-use whatever its expiry: nonces holds it
+			// under the jti alone (its value the expiry, for Prune), and
+			// nonceexp under its expiry, appended, for Prune. A nonce
+			// written by the previous layout is in nonceexp only, found
+			// when it comes back with the same expiry.
 			nonce := []byte(b.Nonce)
-			key := timedKey(nil, nanos(b.NonceExpires), nonce)
-			if has(w.b(bucketNonceExp), key) || w.b(bucketNonces).Get(nonce) != nil {
+			exp := nanos(b.NonceExpires)
+			key := timedKey(nil, exp, nonce)
+			if w.b(bucketNonces).Get(nonce) != nil || has(w.b(bucketNonceExp), key) {
 				return fmt.Errorf("nonce: %w", relay.ErrReplayed)
+			}
+			if err := w.b(bucketNonces).Put(nonce, u64(exp)); err != nil {
+				return err
 			}
 			if err := w.b(bucketNonceExp).Put(key, nil); err != nil {
 				return err

@@ -1,5 +1,5 @@
 // Package store keeps wprelay's events, deliveries and dedupe records in one
-// bbolt file. *DB implements relay.Queue, relay.Ledger and relay.Pruner; it
+// bbolt file. *DB implements relay.Queue, relay.Pruner and what the admin API needs (admin.Store); it
 // is the only package that imports bbolt.
 //
 // Every write goes through one commit path (see Options.Commit), so that
@@ -142,7 +142,6 @@ type DB struct {
 
 var (
 	_ relay.Queue  = (*DB)(nil)
-	_ relay.Ledger = (*DB)(nil)
 	_ relay.Pruner = (*DB)(nil)
 )
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/google/uuid"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -421,6 +422,30 @@ func BenchmarkEnqueue(b *testing.B) {
 			b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")
 		})
 	}
+}
+
+// BenchmarkEnqueueNonce measures ingest of JWT-authenticated requests:
+// as BenchmarkEnqueue (loop), each call also stores a random jti.
+func BenchmarkEnqueueNonce(b *testing.B) {
+	body := bytes.Repeat([]byte("x"), 1024)
+	db := mustOpen(b, filepath.Join(b.TempDir(), "wprelay.db"), store.Options{})
+	var seq atomic.Int64
+	b.SetParallelism(max(1, 64/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			in := event(fmt.Sprint("bench:", seq.Add(1)), t0, "wordpress")
+			in.Raw.Body = body
+			batch := &relay.Batch{Nonce: uuid.NewString(), NonceExpires: time.Now().Add(5 * time.Minute), Events: []relay.Incoming{in}}
+			if _, err := db.Enqueue(context.Background(), batch); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
 
 // BenchmarkClaimComplete measures the dispatcher's side: 4 workers each

@@ -235,6 +235,7 @@ func (m *Main) Start(ctx context.Context) error {
 	m.shutdownTracing = shutdownTracing
 	m.Dispatcher = deliver.New(db, targets, log.With("component", "deliver"))
 	m.Dispatcher.Tracer = tracer
+	m.Dispatcher.Counters = db
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
 	m.Dispatcher.Router = router
@@ -259,6 +260,9 @@ func (m *Main) Start(ctx context.Context) error {
 
 	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With("component", "admin"))
 	api.Version = version
+	if m.DB != nil {
+		api.Backup = m.DB
+	}
 	api.Notify = m.Dispatcher.Notify
 	api.Targets = m.targetHealth
 	api.Queue, api.DedupeTTL, api.MaxQueue = db, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
@@ -620,8 +624,9 @@ func (m *Main) targetHealth() map[string]admin.TargetHealth {
 // MySQL/MariaDB database.
 type storeBackend interface {
 	relay.Queue
-	relay.Ledger
+	admin.Store
 	relay.Pruner
+	relay.Counters
 	Size() int64
 	ResealAll(ctx context.Context, batch int, progress func(done int)) (int, error)
 	Close() error

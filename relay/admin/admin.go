@@ -31,17 +31,16 @@ import (
 
 // API serves the admin routes. Set the exported fields before serving.
 type API struct {
-	Ledger  relay.Ledger
+	Store Store
+	// Backup copies the store (GET /admin/v1/backup); nil answers 501.
+	Backup  Backuper
 	Logger  *slog.Logger
 	Now     func() time.Time
 	Version string
-	// Ready reports each readiness check (store open, dispatcher running,
-	// not draining) as name → "ok" or what is wrong; nil means ready. The
-	// old single-error form is kept below for callers that have one check.
+	// Checks reports each readiness check (store open, dispatcher
+	// running, not draining) as name → "ok" or what is wrong; nil means
+	// ready.
 	Checks func(ctx context.Context) map[string]string
-	// Ready reports whether the sidecar can do its work (store open,
-	// dispatcher running, not draining); nil means ready.
-	Ready func() error
 	// Notify wakes the dispatcher after a replay or an import. May be nil.
 	Notify func()
 	// Targets reports each target's breaker state and attempt counts, for
@@ -70,8 +69,8 @@ type API struct {
 
 // New returns the admin API guarded by token (compared in constant time).
 // An empty token refuses every /admin/v1 request.
-func New(ledger relay.Ledger, token string, logger *slog.Logger) *API {
-	a := &API{Ledger: ledger, Logger: logger, Now: time.Now, DedupeTTL: 168 * time.Hour,
+func New(s Store, token string, logger *slog.Logger) *API {
+	a := &API{Store: s, Logger: logger, Now: time.Now, DedupeTTL: 168 * time.Hour,
 		token: sha256.Sum256([]byte(token)), noToken: token == ""}
 	a.started = a.Now()
 	r := httprouter.New()
@@ -154,12 +153,6 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		}
 		writeJSON(w, code, map[string]any{"status": status, "version": a.Version, "checks": checks})
 		return
-	}
-	if a.Ready != nil {
-		if err := a.Ready(); err != nil {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error(), "version": a.Version})
-			return
-		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "version": a.Version})
 }

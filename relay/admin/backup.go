@@ -11,14 +11,6 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// Backuper is a store that can write a consistent copy of itself while it
-// serves (the bbolt store does; see store.DB.Backup).
-type Backuper interface {
-	// Backup calls begin with the copy's size, then writes the copy to w,
-	// both within one read transaction, and returns the bytes written.
-	Backup(w io.Writer, begin func(size int64) error) (int64, error)
-}
-
 // backupStall is how long the client may stop reading before the copy is
 // abandoned: the read transaction it holds must not stay open for a
 // client that went away (see store.DB.Backup's caveats).
@@ -28,8 +20,8 @@ const backupStall = 30 * time.Second
 // transaction sees it, with its exact Content-Length (a shorter body means
 // the copy failed). "wprelay backup FILE" calls it.
 func (a *API) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params) {
-	b, ok := a.Ledger.(Backuper)
-	if !ok {
+	b := a.Backup
+	if b == nil {
 		writeError(w, http.StatusNotImplemented, "not_enabled", "this store cannot be copied through the admin API; back up its database with its own tools")
 		return
 	}

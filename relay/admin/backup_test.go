@@ -36,7 +36,9 @@ func TestAPI_Backup_StreamsACheckedCopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(admin.New(db, backupToken, slog.New(slog.DiscardHandler)))
+	api := admin.New(db, backupToken, slog.New(slog.DiscardHandler))
+	api.Backup = db
+	srv := httptest.NewServer(api)
 	defer srv.Close()
 
 	resp, err := http.Get(srv.URL + "/admin/v1/backup")
@@ -82,16 +84,13 @@ func TestAPI_Backup_StreamsACheckedCopy(t *testing.T) {
 	}
 }
 
-// ledgerOnly hides the store's Backup method.
-type ledgerOnly struct{ relay.Ledger }
-
 func TestAPI_Backup_NotSupported(t *testing.T) {
 	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv := httptest.NewServer(admin.New(ledgerOnly{db}, backupToken, slog.New(slog.DiscardHandler)))
+	srv := httptest.NewServer(admin.New(db, backupToken, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/admin/v1/backup", nil)
 	req.Header.Set("Authorization", "Bearer "+backupToken)

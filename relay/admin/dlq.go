@@ -37,7 +37,7 @@ func (a *API) listDead(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 	if !ok {
 		return
 	}
-	dead, next, err := a.Ledger.DeadLetters(r.Context(), f, q.Get("cursor"), limit)
+	dead, next, err := a.Store.DeadLetters(r.Context(), f, q.Get("cursor"), limit)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -51,7 +51,7 @@ func (a *API) listDead(w http.ResponseWriter, r *http.Request, _ httprouter.Para
 		out[i] = DeadView{DeliveryView: deliveryView(d)}
 		e, seen := events[d.EventID]
 		if !seen {
-			e, _ = a.Ledger.Event(r.Context(), d.EventID) // pruned meanwhile: nil
+			e, _ = a.Store.Event(r.Context(), d.EventID) // pruned meanwhile: nil
 			events[d.EventID] = e
 		}
 		if e != nil {
@@ -96,7 +96,7 @@ func (a *API) replayDead(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 		return
 	}
 	start := time.Now()
-	n, err := a.Ledger.ReplayDead(r.Context(), f, a.Now())
+	n, err := a.Store.ReplayDead(r.Context(), f, a.Now())
 	if err != nil {
 		a.fail(w, err)
 		return

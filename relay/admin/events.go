@@ -91,7 +91,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if !ok {
 		return
 	}
-	events, next, err := a.Ledger.Events(r.Context(), f, q.Get("cursor"), limit)
+	events, next, err := a.Store.Events(r.Context(), f, q.Get("cursor"), limit)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -104,13 +104,13 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 }
 
 func (a *API) getEvent(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	e, err := a.Ledger.Event(r.Context(), ps.ByName("id"))
+	e, err := a.Store.Event(r.Context(), ps.ByName("id"))
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
 	v := view(e, true)
-	if v.Caused, err = a.Ledger.Effects(r.Context(), e.ID, maxEffects); err != nil {
+	if v.Caused, err = a.Store.Effects(r.Context(), e.ID, maxEffects); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -146,10 +146,10 @@ func rawView(raw *relay.Raw) RawView {
 }
 
 func (a *API) getRaw(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
-	raw, err := a.Ledger.Raw(r.Context(), ps.ByName("id"))
+	raw, err := a.Store.Raw(r.Context(), ps.ByName("id"))
 	if err != nil {
 		if errors.Is(err, relay.ErrNotFound) {
-			if _, err := a.Ledger.Event(r.Context(), ps.ByName("id")); err == nil {
+			if _, err := a.Store.Event(r.Context(), ps.ByName("id")); err == nil {
 				writeError(w, http.StatusNotFound, "not_found", "this event was stored without its raw request (a result event, or one imported without it); see GET /admin/v1/events/{id} for its envelope")
 				return
 			}
@@ -166,10 +166,10 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 		return
 	}
 	id, target := ps.ByName("id"), q.Get("target")
-	n, err := a.Ledger.Replay(r.Context(), id, target, a.Now())
+	n, err := a.Store.Replay(r.Context(), id, target, a.Now())
 	if err != nil {
 		if errors.Is(err, relay.ErrNotFound) && target != "" {
-			if e, err2 := a.Ledger.Event(r.Context(), id); err2 == nil {
+			if e, err2 := a.Store.Event(r.Context(), id); err2 == nil {
 				var names []string
 				for _, d := range e.Deliveries {
 					names = append(names, d.Target)

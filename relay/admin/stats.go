@@ -53,7 +53,7 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request, _ httprouter.Params)
 	if !query(w, r.URL.Query()) {
 		return
 	}
-	s, err := a.Ledger.Stats(r.Context())
+	s, err := a.Store.Stats(r.Context())
 	if err != nil {
 		a.fail(w, err)
 		return

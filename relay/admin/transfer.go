@@ -174,7 +174,7 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	n := 0
 	start := time.Now()
 	var skipped Unencodable
-	err := a.Ledger.Export(r.Context(), f, func(e *relay.Event, raw *relay.Raw) error {
+	err := a.Store.Export(r.Context(), f, func(e *relay.Event, raw *relay.Raw) error {
 		if n%256 == 0 {
 			// A long export outlives the listener's write timeout.
 			_ = rc.SetWriteDeadline(time.Now().Add(time.Minute))
@@ -266,7 +266,7 @@ func (a *API) importEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 			continue
 		}
 		seen[rec.ID] = true
-		if _, err := a.Ledger.Event(r.Context(), rec.ID); err == nil {
+		if _, err := a.Store.Event(r.Context(), rec.ID); err == nil {
 			res.Duplicates++ // stored already (its key may have expired)
 			continue
 		} else if !errors.Is(err, relay.ErrNotFound) {

@@ -507,7 +507,7 @@ func TestDispatcher_DailyBudget(t *testing.T) {
 	clk.Advance(noon.Sub(now))
 	newD := func() (*Dispatcher, context.CancelFunc, func()) {
 		d := New(db, []Target{{Name: "ai", Kind: "http", URL: rc.srv.URL, AllowPrivate: true, DailyBudget: 3, Concurrency: 2}}, quiet())
-		d.Now = clk.Now
+		d.Now, d.Counters = clk.Now, db
 		ctx, cancel := context.WithCancel(context.Background())
 		return d, cancel, d.Start(ctx)
 	}

@@ -101,9 +101,6 @@ type Dispatcher struct {
 func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay",
 		ResultTTL: 168 * time.Hour, MaxAnswer: 512 << 10, byName: map[string]*loop{}}
-	if c, ok := q.(relay.Counters); ok {
-		d.Counters = c
-	}
 	for _, t := range targets {
 		if t.Timeout <= 0 {
 			t.Timeout = 10 * time.Second

@@ -10,7 +10,7 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-// The suite's tests of relay.Ledger: dead letters, replay, event listing
+// The suite's tests of admin.Store: dead letters, replay, event listing
 // and detail, stats.
 
 // --- DeadLetters

@@ -111,6 +111,21 @@ func testEnqueueNonceReplayed(f *fixture) {
 		Events: []relay.Incoming{in("k4", t0, "a")}})
 }
 
+// A nonce is single-use whatever expiry comes with it: a token that
+// reuses a jti with another exp is refused too.
+func testEnqueueNonceReplayedOtherExpiry(f *fixture) {
+	f.enqueueBatch(&relay.Batch{Nonce: "jti-1", NonceExpires: t0.Add(5 * time.Minute),
+		Events: []relay.Incoming{in("k1", t0, "a")}})
+	for _, exp := range []time.Time{t0.Add(6 * time.Minute), t0.Add(4 * time.Minute)} {
+		_, err := f.s.Enqueue(f.ctx, &relay.Batch{Nonce: "jti-1", NonceExpires: exp,
+			Events: []relay.Incoming{in("k2", t0, "a")}})
+		if !errors.Is(err, relay.ErrReplayed) {
+			f.t.Errorf("jti reused with exp %v: err = %v, want relay.ErrReplayed", exp, err)
+		}
+	}
+	f.wantPending(1)
+}
+
 func testEnqueueAllOrNothing(f *fixture) {
 	bad := in("", t0, "a")
 	if _, err := f.s.Enqueue(f.ctx, &relay.Batch{Events: []relay.Incoming{in("k1", t0, "a"), bad}}); err == nil {

@@ -13,13 +13,15 @@ import (
 	"time"
 
 	"github.com/wprelay/wprelay/relay"
+	"github.com/wprelay/wprelay/relay/admin"
 )
 
 // Store is what a wprelay store implements.
 type Store interface {
 	relay.Queue
-	relay.Ledger
+	admin.Store
 	relay.Pruner
+	relay.Counters
 	Close() error
 }
 
@@ -30,7 +32,7 @@ var t0 = time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 const lease = 30 * time.Second
 
 // TestStore checks that a store implements the documented behaviour of
-// relay.Queue, relay.Ledger and relay.Pruner. open must return a new, empty
+// relay.Queue, admin.Store and relay.Pruner. open must return a new, empty
 // store for each call; TestStore closes it when the subtest ends (open may
 // register its own cleanup too, so Close must tolerate a second call).
 // Subtests run in parallel, each on its own store. Times are passed in from
@@ -54,7 +56,7 @@ const lease = 30 * time.Second
 // Mirrors, requests, results: an event's status ignores Mirror deliveries,
 // yet Prune keeps it while one is not final; a Request is kept for skipped
 // deliveries; Complete keeps Result.ResultID of a succeeded delivery.
-// The store must also implement relay.Counters (checked at run time).
+// The store also implements relay.Counters.
 func TestStore(t *testing.T, open func(t *testing.T) Store) {
 	run := func(t *testing.T, name string, test func(f *fixture)) {
 		t.Helper()
@@ -77,6 +79,7 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "Conflict", testEnqueueConflict)
 		run(t, "ConflictInBatch", testEnqueueConflictInBatch)
 		run(t, "NonceReplayed", testEnqueueNonceReplayed)
+		run(t, "NonceReplayedOtherExpiry", testEnqueueNonceReplayedOtherExpiry)
 		run(t, "AllOrNothing", testEnqueueAllOrNothing)
 		run(t, "EventStatus", testEnqueueEventStatus)
 		run(t, "Concurrent", testEnqueueConcurrent)

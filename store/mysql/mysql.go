@@ -1,6 +1,6 @@
 // Package mysql keeps wprelay's events, deliveries and dedupe records in a
 // MariaDB (10.6 or later) or MySQL (8.0 or later) database, so that several
-// sidecars share one queue. *DB implements relay.Queue, relay.Ledger and
+// sidecars share one queue. *DB implements relay.Queue, admin.Store and
 // relay.Pruner and passes relaytest.TestStore, like the bbolt store.
 //
 // Its tables carry their own prefix (Options.TablePrefix, default
@@ -149,7 +149,6 @@ type DB struct {
 
 var (
 	_ relay.Queue  = (*DB)(nil)
-	_ relay.Ledger = (*DB)(nil)
 	_ relay.Pruner = (*DB)(nil)
 )
 
