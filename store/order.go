@@ -231,3 +231,96 @@ func (w *wtx) forgetDelivered(id string, recs []deliveryRec) error {
 	}
 	return nil
 }
+
+// orderedTurn decides (relay.OrderedTurn) what becomes of d, its
+// subject's active delivery, due at or before limit. It leaves in *d the
+// delivery to hand out (ok) and reports how many it skipped.
+func (w *wtx) orderedTurn(d *deliveryRec, limit uint64) (ok bool, skipped int64, err error) {
+	q := &subjectQueue{w: w, prefix: subjPrefix(d.Target, d.Order.Key), target: d.Target, limit: limit, active: d}
+	turn, outOfOrder, n, err := relay.OrderedTurn(q, d.EventID)
+	if err != nil || turn == "" {
+		return false, int64(n), err
+	}
+	if turn != d.EventID {
+		if *d, err = q.delivery(turn); err != nil {
+			return false, int64(n), err
+		}
+	}
+	d.OutOfOrder = outOfOrder
+	return true, int64(n), nil
+}
+
+// subjectQueue is a subject queue as relay.OrderedTurn sees it.
+type subjectQueue struct {
+	w      *wtx
+	prefix []byte
+	target string
+	limit  uint64
+	active *deliveryRec // as claimed; read again once skipped
+}
+
+func (q *subjectQueue) delivery(id string) (deliveryRec, error) {
+	if q.active != nil && q.active.EventID == id {
+		return *q.active, nil
+	}
+	var d deliveryRec
+	found, err := getJSON(q.w.tx, bucketDeliveries, deliveryKey(id, q.target), &d)
+	if err == nil && (!found || d.Order == nil) {
+		err = fmt.Errorf("subject queue entry %s:%s: ordered delivery missing", id, q.target)
+	}
+	return d, err
+}
+
+func (q *subjectQueue) Ends() (first, last string, err error) {
+	f, l := q.w.queueEnds(q.prefix)
+	if f == nil {
+		return "", "", nil
+	}
+	for i, k := range [][]byte{f, l} {
+		_, id, ok := splitTimedKey(k, len(q.prefix))
+		if !ok {
+			return "", "", fmt.Errorf("bad subject queue entry %q", k)
+		}
+		if i == 0 {
+			first = string(id)
+		} else {
+			last = string(id)
+		}
+	}
+	return first, last, nil
+}
+
+func (q *subjectQueue) Order(id string) (relay.Order, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return relay.Order{}, err
+	}
+	return *d.Order, nil
+}
+
+func (q *subjectQueue) NewerDelivered(id string) (string, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return "", err
+	}
+	return q.w.newerDelivered(&d), nil
+}
+
+func (q *subjectQueue) Skip(id, reason string) error {
+	d, err := q.delivery(id)
+	if err != nil {
+		return err
+	}
+	if q.active != nil && q.active.EventID == id {
+		q.active = nil
+	}
+	return q.w.skip(&d, reason)
+}
+
+func (q *subjectQueue) Ready(id string) (bool, error) {
+	d, err := q.delivery(id)
+	if err != nil {
+		return false, err
+	}
+	return !d.Parked && d.Status != relay.DeliveryInFlight && d.Due <= q.limit, nil
+}
