@@ -110,6 +110,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt: run gofmt -w on the files above"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./cmd/wprelay/
+	@$(GO) mod tidy -diff >/dev/null || { $(GO) mod tidy -diff; echo "go.mod/go.sum: run go mod tidy"; exit 1; }
 
 ## bench: the figures of BENCH.md: Go benchmarks of the hot paths, then the side-by-side
 ## suite against the real binary (about 10 minutes on 2 cores; BENCH_FILL=0 skips the

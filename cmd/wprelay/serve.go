@@ -88,7 +88,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	<-ctx.Done()
-	logger.Info("shutting down", slog.Duration("grace", cfg.Shutdown.D()))
+	logger.Info("shutting down", slog.Duration(relay.LogKeyGrace, cfg.Shutdown.D()))
 	return m.Close()
 }
 
@@ -176,24 +176,29 @@ type Main struct {
 	shutdownTracing func(context.Context) error
 }
 
-// Start opens the store and starts the listeners and the dispatcher.
-func (m *Main) Start(ctx context.Context) error {
+// Start opens the store and starts the listeners and the dispatcher. When
+// it fails, what it had opened is closed again, in reverse order, on one
+// path: the store, tracing (its exporter) and the listeners.
+func (m *Main) Start(ctx context.Context) (err error) {
 	cfg := m.Config
 	// Every log line, the libraries' included, is kept free of secret values.
 	m.Logger = slog.New(logRedactor(cfg).Handler(m.Logger.Handler()))
 	log := m.Logger
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
 	// The listeners come first: a port in use leaves nothing behind.
 	if m.publicLn == nil {
 		if err := m.listen(cfg); err != nil {
 			return err
 		}
 	}
-	started := false
-	defer func() {
-		if !started {
-			m.closeListeners()
-		}
-	}()
+	undo = append(undo, m.closeListeners)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -205,21 +210,20 @@ func (m *Main) Start(ctx context.Context) error {
 		targetNames = append(targetNames, t.Name)
 	}
 	m.Metrics = metrics.New(sourceNames, targetNames)
-	db, err := openStore(ctx, cfg, log.With("component", "store"), m.Metrics.Commit)
+	db, err := openStore(ctx, cfg, log.With(relay.LogKeyComponent, "store"), m.Metrics.Commit)
 	if err != nil {
 		return err
 	}
+	undo = append(undo, func() { db.Close() })
 	m.Store = db
 	m.DB, _ = db.(*store.DB)
 
 	sources, err := buildSources(cfg)
 	if err != nil {
-		db.Close()
 		return err
 	}
 	targets, err := buildTargets(cfg)
 	if err != nil {
-		db.Close()
 		return err
 	}
 	router := buildRouter(cfg)
@@ -229,11 +233,11 @@ func (m *Main) Start(ctx context.Context) error {
 		BatchTimeout: cfg.Tracing.BatchTimeout.D(), Service: cfg.Tracing.ServiceName, Version: version,
 	})
 	if err != nil {
-		db.Close()
 		return err
 	}
+	undo = append(undo, func() { _ = shutdownTracing(context.WithoutCancel(ctx)) })
 	m.shutdownTracing = shutdownTracing
-	m.Dispatcher = deliver.New(db, targets, log.With("component", "deliver"))
+	m.Dispatcher = deliver.New(db, targets, log.With(relay.LogKeyComponent, "deliver"))
 	m.Dispatcher.Tracer = tracer
 	m.Dispatcher.Counters = db
 	m.Dispatcher.UserAgent = "wprelay/" + version
@@ -243,7 +247,7 @@ func (m *Main) Start(ctx context.Context) error {
 	m.Dispatcher.MaxAnswer = cfg.Limits.MaxBody
 	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
 
-	in := ingress.New(db, router, sources, log.With("component", "ingress"))
+	in := ingress.New(db, router, sources, log.With(relay.LogKeyComponent, "ingress"))
 	in.MaxBody = cfg.Limits.MaxBody
 	in.MaxQueue = cfg.Limits.MaxQueue
 	in.MaxBatch, in.MaxDepth = cfg.Limits.MaxBatch, cfg.Limits.MaxDepth
@@ -258,7 +262,7 @@ func (m *Main) Start(ctx context.Context) error {
 		in.Limits.TrustedProxies = append(in.Limits.TrustedProxies, p)
 	}
 
-	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With("component", "admin"))
+	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With(relay.LogKeyComponent, "admin"))
 	api.Version = version
 	if m.DB != nil {
 		api.Backup = m.DB
@@ -304,9 +308,9 @@ func (m *Main) Start(ctx context.Context) error {
 		m.wg.Go(func() {
 			n, err := db.ResealAll(dctx, 200, nil)
 			if err != nil && dctx.Err() == nil {
-				log.Error("reseal", slog.String("error", err.Error()))
+				log.Error("reseal", slog.String(relay.LogKeyError, err.Error()))
 			} else if n > 0 {
-				log.Info("resealed records with the current encryption key", slog.Int("records", n))
+				log.Info("resealed records with the current encryption key", slog.Int(relay.LogKeyRecords, n))
 			}
 		})
 	}
@@ -314,13 +318,12 @@ func (m *Main) Start(ctx context.Context) error {
 	if m.admin != nil {
 		m.wg.Go(func() { serve(log, m.admin, m.adminLn, "admin") })
 	}
-	attrs := []any{slog.String("version", version), slog.String("listen", m.publicLn.Addr().String()),
-		slog.String("data_dir", cfg.DataDir), slog.Int("sources", len(sources)), slog.Int("targets", len(targets))}
+	attrs := []any{slog.String(relay.LogKeyVersion, version), slog.String(relay.LogKeyListen, m.publicLn.Addr().String()),
+		slog.String(relay.LogKeyDataDir, cfg.DataDir), slog.Int(relay.LogKeySources, len(sources)), slog.Int(relay.LogKeyTargets, len(targets))}
 	if m.adminLn != nil {
-		attrs = append(attrs, slog.String("admin", m.adminLn.Addr().String()))
+		attrs = append(attrs, slog.String(relay.LogKeyAdmin, m.adminLn.Addr().String()))
 	}
 	log.Info("wprelay ready", attrs...)
-	started = true
 	return nil
 }
 
@@ -343,7 +346,7 @@ func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	if err := m.public.Shutdown(ctx); err != nil {
-		m.Logger.Warn("public listener shutdown", slog.String("error", err.Error()))
+		m.Logger.Warn("public listener shutdown", slog.String(relay.LogKeyError, err.Error()))
 	}
 	m.cancel()
 	done := make(chan struct{})
@@ -360,7 +363,7 @@ func (m *Main) Close() error {
 		m.Logger.Warn("attempts still in flight after the grace period; they will be retried after restart")
 	}
 	if err := m.shutdownTracing(ctx); err != nil {
-		m.Logger.Warn("tracing: spans not flushed", slog.String("error", err.Error()))
+		m.Logger.Warn("tracing: spans not flushed", slog.String(relay.LogKeyError, err.Error()))
 	}
 	err := m.Store.Close()
 	m.Logger.Info("stopped")
@@ -377,7 +380,7 @@ func (m *Main) prune(ctx context.Context) {
 			n, err := m.Store.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
 			if err != nil {
 				if ctx.Err() == nil {
-					m.Logger.Error("prune", slog.String("error", err.Error()))
+					m.Logger.Error("prune", slog.String(relay.LogKeyError, err.Error()))
 				}
 				break
 			}
@@ -415,7 +418,7 @@ func hsts(h http.Handler, maxAge time.Duration) http.Handler {
 
 func serve(log *slog.Logger, srv *http.Server, ln net.Listener, name string) {
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("listener", slog.String("listener", name), slog.String("error", err.Error()))
+		log.Error("listener", slog.String(relay.LogKeyListener, name), slog.String(relay.LogKeyError, err.Error()))
 	}
 }
 

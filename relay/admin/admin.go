@@ -165,7 +165,7 @@ func (a *API) fail(w http.ResponseWriter, err error) {
 	case errors.Is(err, relay.ErrInvalidCursor):
 		writeError(w, http.StatusBadRequest, "bad_request", "invalid cursor: pass back next_cursor exactly as a listing returned it, with the same filters, or start again without one")
 	default:
-		a.Logger.Error("admin", slog.String("error", err.Error()))
+		a.Logger.Error("admin", slog.String(relay.LogKeyError, err.Error()))
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the store could not answer; see the sidecar's log, then retry")
 	}
 }

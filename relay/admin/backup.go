@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/wprelay/wprelay/relay"
 )
 
 // backupStall is how long the client may stop reading before the copy is
@@ -53,10 +55,10 @@ func (a *API) backup(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 		}
 		// The status is sent: the client sees fewer bytes than
 		// Content-Length and discards the copy.
-		a.Logger.Warn("backup abandoned", slog.Int64("bytes", n), slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.String("error", err.Error()))
+		a.Logger.Warn("backup abandoned", slog.Int64(relay.LogKeyBytes, n), slog.Float64(relay.LogKeyDuration, float64(took.Microseconds())/1000), slog.String(relay.LogKeyError, err.Error()))
 		return
 	}
-	a.Logger.Info("backup", slog.Int64("bytes", n), slog.Float64("duration_ms", float64(took.Microseconds())/1000))
+	a.Logger.Info("backup", slog.Int64(relay.LogKeyBytes, n), slog.Float64(relay.LogKeyDuration, float64(took.Microseconds())/1000))
 }
 
 // stallWriter pushes the connection's write deadline forward before each

@@ -104,7 +104,7 @@ func (a *API) replayDead(w http.ResponseWriter, r *http.Request, _ httprouter.Pa
 	if n > 0 && a.Notify != nil {
 		a.Notify()
 	}
-	a.Logger.Info("dlq replay", slog.String("source", body.Source), slog.String("target", body.Target),
-		slog.Int("deliveries", n), slog.Duration("took", time.Since(start)))
+	a.Logger.Info("dlq replay", slog.String(relay.LogKeySource, body.Source), slog.String(relay.LogKeyTarget, body.Target),
+		slog.Int(relay.LogKeyDeliveries, n), slog.Duration(relay.LogKeyTook, time.Since(start)))
 	writeJSON(w, http.StatusOK, map[string]int{"replayed": n})
 }

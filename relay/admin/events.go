@@ -188,6 +188,6 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	if a.Notify != nil {
 		a.Notify()
 	}
-	a.Logger.Info("replay", slog.String("event_id", id), slog.String("target", target), slog.Int("deliveries", n))
+	a.Logger.Info("replay", slog.String(relay.LogKeyEventID, id), slog.String(relay.LogKeyTarget, target), slog.Int(relay.LogKeyDeliveries, n))
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "replaying", "event_id": id, "replayed": n})
 }

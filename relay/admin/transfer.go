@@ -200,10 +200,10 @@ func (a *API) export(w http.ResponseWriter, r *http.Request, _ httprouter.Params
 	w.Header().Set(TrailerCount, strconv.Itoa(n))
 	if err != nil {
 		w.Header().Set(TrailerError, err.Error())
-		a.Logger.Warn("export cut short", slog.Int("events", n), slog.String("error", err.Error()))
+		a.Logger.Warn("export cut short", slog.Int(relay.LogKeyEvents, n), slog.String(relay.LogKeyError, err.Error()))
 		return
 	}
-	a.Logger.Info("export", slog.Int("events", n), slog.String("source", f.Source), slog.Duration("took", time.Since(start)))
+	a.Logger.Info("export", slog.Int(relay.LogKeyEvents, n), slog.String(relay.LogKeySource, f.Source), slog.Duration(relay.LogKeyTook, time.Since(start)))
 }
 
 // ImportResult is the answer of POST /admin/v1/import.
@@ -304,7 +304,7 @@ func (a *API) importEvents(w http.ResponseWriter, r *http.Request, _ httprouter.
 			a.Notify()
 		}
 	}
-	a.Logger.Info("import", slog.Int("imported", res.Imported), slog.Int("duplicates", res.Duplicates), slog.Int("failed", len(res.Failed)))
+	a.Logger.Info("import", slog.Int(relay.LogKeyImported, res.Imported), slog.Int(relay.LogKeyDuplicates, res.Duplicates), slog.Int(relay.LogKeyFailed, len(res.Failed)))
 	writeJSON(w, http.StatusOK, res)
 }
 

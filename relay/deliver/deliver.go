@@ -71,9 +71,19 @@ type Target struct {
 	Redact []string
 }
 
+// Queue is what the dispatcher needs from a store (relay.Queue has it):
+// claim due deliveries, record each attempt's outcome, know when the next
+// one is due, and commit the result events of reply_to targets.
+type Queue interface {
+	Claim(ctx context.Context, target string, now time.Time, n int, lease time.Duration) ([]relay.Job, error)
+	Complete(ctx context.Context, r relay.Result) error
+	NextDue(ctx context.Context, target string) (at time.Time, ok bool, err error)
+	Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error)
+}
+
 // Dispatcher runs the delivery loops. Set fields before Run.
 type Dispatcher struct {
-	Queue     relay.Queue
+	Queue     Queue
 	Logger    *slog.Logger
 	Now       func() time.Time // default time.Now
 	Rand      func() float64   // jitter source in [0,1); default math/rand/v2
@@ -89,7 +99,8 @@ type Dispatcher struct {
 	ResultTTL time.Duration
 	// MaxAnswer is the largest answer that becomes a result; default 512 KiB.
 	MaxAnswer int64
-	// Counters keep daily budgets across restarts; nil = in memory only.
+	// Counters keep daily budgets across restarts (cmd passes the store);
+	// nil = in memory only.
 	Counters relay.Counters
 
 	targets []*loop
@@ -98,7 +109,7 @@ type Dispatcher struct {
 }
 
 // New returns a dispatcher for targets, with defaults filled in.
-func New(q relay.Queue, targets []Target, logger *slog.Logger) *Dispatcher {
+func New(q Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay",
 		ResultTTL: 168 * time.Hour, MaxAnswer: 512 << 10, byName: map[string]*loop{}}
 	for _, t := range targets {
@@ -280,7 +291,7 @@ func (l *loop) lease() time.Duration {
 }
 
 func (l *loop) run(ctx context.Context) {
-	log := l.d.Logger.With(slog.String("target", l.t.Name))
+	log := l.d.Logger.With(slog.String(relay.LogKeyTarget, l.t.Name))
 	inflight := 0
 	done := make(chan struct{}, l.t.Concurrency)
 	// Attempts outlive ctx so that shutdown lets them finish; each is
@@ -304,7 +315,7 @@ func (l *loop) run(ctx context.Context) {
 		if allowed > 0 {
 			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, now, allowed, l.lease())
 			if err != nil && ctx.Err() == nil {
-				log.Error("claim", slog.String("error", err.Error()))
+				log.Error("claim", slog.String(relay.LogKeyError, err.Error()))
 			}
 			if len(jobs) == 0 {
 				l.breaker.Release() // an unused half-open probe
@@ -464,7 +475,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		l.breaker.Record(now, res.Status == relay.DeliverySucceeded || resultErr != nil || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))
 	}
 	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
-		l.d.Logger.Error("complete", slog.String("event_id", job.EventID), slog.String("target", job.Target), slog.String("error", err.Error()))
+		l.d.Logger.Error("complete", slog.String(relay.LogKeyEventID, job.EventID), slog.String(relay.LogKeyTarget, job.Target), slog.String(relay.LogKeyError, err.Error()))
 	}
 	l.d.Metrics.Attempt(job.Target, status, took, res.Status)
 	level := slog.LevelInfo
@@ -472,24 +483,24 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
-		slog.String("event_id", job.EventID), slog.String("delivery_id", job.EventID+":"+job.Target),
-		slog.String("request_id", reqID), slog.String("trace_id", relay.TraceID(job.TraceParent)),
-		slog.String("source", job.Source), slog.String("tenant", job.Tenant),
-		slog.String("type", job.Type), slog.String("target", job.Target), slog.Int("attempt", job.Attempts+1),
-		slog.Int("status", status), slog.String("outcome", res.Status),
-		slog.Float64("latency_ms", float64(took.Microseconds())/1000),
+		slog.String(relay.LogKeyEventID, job.EventID), slog.String(relay.LogKeyDeliveryID, job.EventID+":"+job.Target),
+		slog.String(relay.LogKeyRequestID, reqID), slog.String(relay.LogKeyTraceID, relay.TraceID(job.TraceParent)),
+		slog.String(relay.LogKeySource, job.Source), slog.String(relay.LogKeyTenant, job.Tenant),
+		slog.String(relay.LogKeyType, job.Type), slog.String(relay.LogKeyTarget, job.Target), slog.Int(relay.LogKeyAttempt, job.Attempts+1),
+		slog.Int(relay.LogKeyStatus, status), slog.String(relay.LogKeyOutcome, res.Status),
+		slog.Float64(relay.LogKeyLatencyMS, float64(took.Microseconds())/1000),
 	}
 	if res.Attempt.Error != "" {
-		attrs = append(attrs, slog.String("error", res.Attempt.Error))
+		attrs = append(attrs, slog.String(relay.LogKeyError, res.Attempt.Error))
 	}
 	if res.ResultID != "" {
-		attrs = append(attrs, slog.String("result_id", res.ResultID))
+		attrs = append(attrs, slog.String(relay.LogKeyResultID, res.ResultID))
 	}
 	if job.OutOfOrder {
-		attrs = append(attrs, slog.Bool("out_of_order", true))
+		attrs = append(attrs, slog.Bool(relay.LogKeyOutOfOrder, true))
 	}
 	if !res.NextAt.IsZero() && res.Status == relay.DeliveryRetrying {
-		attrs = append(attrs, slog.Time("next_at", res.NextAt))
+		attrs = append(attrs, slog.Time(relay.LogKeyNextAt, res.NextAt))
 	}
 	l.d.Logger.LogAttrs(ctx, level, "deliver", attrs...)
 }

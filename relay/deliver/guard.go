@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/wprelay/wprelay/relay"
 )
 
 // BudgetState is a target's daily request budget as of now.
@@ -93,7 +95,7 @@ func (l *loop) remaining(ctx context.Context, now time.Time) int {
 	if !loaded && l.d.Counters != nil {
 		n, err := l.d.Counters.Add(ctx, counterName(l.t.Name, day), 0, time.Time{})
 		if err != nil {
-			l.d.Logger.Warn("budget: reading the count", slog.String("target", l.t.Name), slog.String("error", err.Error()))
+			l.d.Logger.Warn("budget: reading the count", slog.String(relay.LogKeyTarget, l.t.Name), slog.String(relay.LogKeyError, err.Error()))
 		} else {
 			b.mu.Lock()
 			if b.day == day {
@@ -131,7 +133,7 @@ func (l *loop) spend(ctx context.Context, now time.Time, n int) {
 	}
 	total, err := l.d.Counters.Add(ctx, counterName(l.t.Name, day), n, nextMidnight(now).Add(24*time.Hour))
 	if err != nil {
-		l.d.Logger.Warn("budget: storing the count", slog.String("target", l.t.Name), slog.String("error", err.Error()))
+		l.d.Logger.Warn("budget: storing the count", slog.String(relay.LogKeyTarget, l.t.Name), slog.String(relay.LogKeyError, err.Error()))
 		return
 	}
 	b.mu.Lock()

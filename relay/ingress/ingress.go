@@ -57,9 +57,16 @@ type Tenant struct {
 	Keys [][]byte
 }
 
+// Store is what ingress needs from a store (relay.Queue has it): commit one
+// request's events, and count the deliveries that wait (limits.max_queue).
+type Store interface {
+	Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error)
+	Pending(ctx context.Context) (int, error)
+}
+
 // Ingress is the http.Handler for POST /hooks/{source}[/{tenant}].
 type Ingress struct {
-	Queue  relay.Queue
+	Queue  Store
 	Router *relay.Router
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
@@ -87,7 +94,7 @@ type Ingress struct {
 }
 
 // New returns an Ingress for sources. Set the exported fields before serving.
-func New(q relay.Queue, router *relay.Router, sources []*Source, logger *slog.Logger) *Ingress {
+func New(q Store, router *relay.Router, sources []*Source, logger *slog.Logger) *Ingress {
 	in := &Ingress{
 		Queue: q, Router: router, Logger: logger, Now: time.Now,
 		MaxBody: 512 << 10, MaxQueue: 1_000_000, DedupeTTL: 168 * time.Hour,
@@ -182,19 +189,19 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 		level = slog.LevelWarn
 	}
 	attrs := []slog.Attr{
-		slog.String("request_id", reqID),
-		slog.String("source", out.source),
-		slog.String("tenant", out.tenant),
-		slog.String("event_id", out.eventID),
-		slog.String("type", out.typ),
-		slog.String("trace_id", out.traceID),
-		slog.String("outcome", out.result),
-		slog.Int("status", status),
-		slog.String("code", code),
-		slog.Float64("latency_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.String(relay.LogKeyRequestID, reqID),
+		slog.String(relay.LogKeySource, out.source),
+		slog.String(relay.LogKeyTenant, out.tenant),
+		slog.String(relay.LogKeyEventID, out.eventID),
+		slog.String(relay.LogKeyType, out.typ),
+		slog.String(relay.LogKeyTraceID, out.traceID),
+		slog.String(relay.LogKeyOutcome, out.result),
+		slog.Int(relay.LogKeyStatus, status),
+		slog.String(relay.LogKeyCode, code),
+		slog.Float64(relay.LogKeyLatencyMS, float64(time.Since(start).Microseconds())/1000),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.String("error", err.Error()))
+		attrs = append(attrs, slog.String(relay.LogKeyError, err.Error()))
 	}
 	in.Logger.LogAttrs(r.Context(), level, "ingest", attrs...)
 }
@@ -518,7 +525,7 @@ func (in *Ingress) writeError(w http.ResponseWriter, err error) (int, string) {
 	default:
 		rj = reject(http.StatusServiceUnavailable, "unavailable", "the event could not be stored; retry later")
 		rj.retryAfter = "5"
-		in.Logger.Error("store", slog.String("error", err.Error()))
+		in.Logger.Error("store", slog.String(relay.LogKeyError, err.Error()))
 	}
 	if rj.retryAfter != "" {
 		w.Header().Set("Retry-After", rj.retryAfter)
