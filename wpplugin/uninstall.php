@@ -15,6 +15,7 @@ require_once __DIR__ . '/includes/class-wprelay-sender.php';
 require_once __DIR__ . '/includes/class-wprelay-dispatcher.php';
 require_once __DIR__ . '/includes/class-wprelay-rest-controller.php';
 require_once __DIR__ . '/includes/class-wprelay-results-controller.php';
+require_once __DIR__ . '/includes/class-wprelay-retention.php';
 
 global $wpdb;
 
@@ -25,6 +26,7 @@ foreach ( WPRelay_Schema::OPTIONS as $wprelay_option ) {
 $wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( WPRelay_Schema::RATE_OPTION_PREFIX ) . '%' ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
 wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
 wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
+wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
 
 $wprelay_results = get_posts(
 	array(

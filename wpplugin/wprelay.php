@@ -42,6 +42,8 @@ require_once WPRELAY_DIR . '/includes/class-wprelay-sidecar-client.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-admin-page.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-health.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-site-health.php';
+require_once WPRELAY_DIR . '/includes/class-wprelay-privacy.php';
+require_once WPRELAY_DIR . '/includes/class-wprelay-retention.php';
 require_once WPRELAY_DIR . '/includes/class-wprelay-plugin.php';
 require_once WPRELAY_DIR . '/includes/functions.php';
 if ( defined( 'WP_CLI' ) && WP_CLI ) {

@@ -88,6 +88,8 @@ class WPRelay_Plugin {
 			new WPRelay_Result_Meta_Box(),
 			new WPRelay_Admin_Page( $config, $outbox, $client, $this->sender, $this->health ),
 			new WPRelay_Site_Health( $this->health, $config ),
+			new WPRelay_Privacy( $db, $this->schema ),
+			new WPRelay_Retention( $outbox, $receipts ),
 		);
 	}
 
@@ -146,5 +148,6 @@ class WPRelay_Plugin {
 	public function deactivate(): void {
 		wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
 		wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
+		wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
 	}
 }

@@ -100,3 +100,17 @@ add_filter(
 		return get_option( 'wpstack_emit_off', '' ) ? false : $emit;
 	}
 );
+add_filter(
+	'wprelay_retention_days',
+	static function ( $days ) {
+		$override = get_option( 'wpstack_retention_days', '' );
+		return '' === $override ? $days : array_merge( $days, json_decode( $override, true ) );
+	}
+);
+add_filter(
+	'wprelay_retention_batch',
+	static function ( $batch ) {
+		$override = get_option( 'wpstack_retention_batch', '' );
+		return '' === $override ? $batch : (int) $override;
+	}
+);
