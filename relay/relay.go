@@ -80,7 +80,7 @@ type Delivery struct {
 	Target     string    `json:"target"`
 	Status     string    `json:"status"`
 	Attempts   int       `json:"attempts"`
-	NextAt     time.Time `json:"next_at"`
+	NextAt     time.Time `json:"next_at,omitzero"` // absent when no attempt is scheduled
 	LastStatus int       `json:"last_status"`
 	LastError  string    `json:"last_error"`
 	DeadAt     time.Time `json:"dead_at,omitzero"`

@@ -210,10 +210,12 @@ func TestAdminAPI_ReplaySemantics(t *testing.T) {
 		t.Fatalf("dlq = %+v", dlq)
 	}
 
-	// An unknown target is a 404 that names the event's targets.
+	// A target the event has no delivery to: nothing_to_replay (409), naming
+	// the event's targets and the backfill.
 	var body apiErr
-	if st := e.api("POST", "/admin/v1/events/"+id+"/replay?target=nope", "", &body); st != 404 || !strings.Contains(body.Message, "its targets: crm") {
-		t.Fatalf("replay to an unknown target: %d %+v", st, body)
+	if st := e.api("POST", "/admin/v1/events/"+id+"/replay?target=nope", "", &body); st != 409 || body.Error != "nothing_to_replay" ||
+		!strings.Contains(body.Message, `no delivery to target "nope"; its targets: crm`) || !strings.Contains(body.Message, "Backfill a new target") {
+		t.Fatalf("replay to a target without a delivery: %d %+v", st, body)
 	}
 	if st := e.api("POST", "/admin/v1/events/no-such/replay", "", &body); st != 404 {
 		t.Fatalf("replay of an unknown event: %d %+v", st, body)
@@ -351,5 +353,43 @@ func TestAdminAPI_Stats(t *testing.T) {
 	}
 	if s.SuccessRateWindow != "since_start" || s.Version == "" || s.StartedAt.IsZero() || s.Now.Before(s.StartedAt) {
 		t.Errorf("stats = %+v", s)
+	}
+}
+
+// A replay that can schedule nothing says why: an event no route matched
+// (discarded), or deliveries skipped by a dry-run route.
+func TestAdminAPI_ReplayOfNothingSaysWhy(t *testing.T) {
+	e := newAdminEnv(t, func(c *config.Config) {
+		c.Routes = append(c.Routes, config.Route{Source: "gh", Types: []string{"issues.*"}, To: []string{"wp"}, DryRun: true})
+	})
+	discarded := e.github("n-1", "release", `{"action":"published"}`)
+	e.waitStatus(discarded, "discarded")
+	var body apiErr
+	st := e.api("POST", "/admin/v1/events/"+discarded+"/replay", "", &body)
+	if st != 409 || body.Error != "nothing_to_replay" || !strings.Contains(body.Message, "stored discarded because no route matched it") ||
+		!strings.Contains(body.Message, `source "gh", type "release.published"`) || !strings.Contains(body.Message, "add a route for it") {
+		t.Fatalf("replay of a discarded event: %d %+v", st, body)
+	}
+	if strings.Contains(body.Message, "in flight") {
+		t.Errorf("the message blames attempts in flight: %s", body.Message)
+	}
+	// The CLI shows the same and exits 1.
+	_, stderr, code := e.cli("events", "replay", discarded)
+	if code != 1 || !strings.Contains(stderr, "no route matched it") {
+		t.Fatalf("events replay: exit %d\n%s", code, stderr)
+	}
+
+	dry := e.github("n-2", "issues", `{"action":"opened"}`)
+	e.wait(dry, "the dry run", func(v admin.EventView) bool { return len(v.Deliveries) == 1 && v.Deliveries[0].Status == "skipped" })
+	if st := e.api("POST", "/admin/v1/events/"+dry+"/replay", "", &body); st != 409 || !strings.Contains(body.Message, "skipped by a dry-run route for wp") {
+		t.Fatalf("replay of a dry run: %d %+v", st, body)
+	}
+
+	// A delivery with no attempt scheduled has no next_at, rather than
+	// the zero time.
+	var raw json.RawMessage
+	e.api("GET", "/admin/v1/events/"+dry, "", &raw)
+	if strings.Contains(string(raw), "0001-01-01") || strings.Contains(string(raw), `"next_at"`) {
+		t.Fatalf("a skipped delivery shows next_at: %s", raw)
 	}
 }

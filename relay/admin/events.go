@@ -1,11 +1,13 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -167,22 +169,17 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	}
 	id, target := ps.ByName("id"), q.Get("target")
 	n, err := a.Store.Replay(r.Context(), id, target, a.Now())
-	if err != nil {
-		if errors.Is(err, relay.ErrNotFound) && target != "" {
-			if e, err2 := a.Store.Event(r.Context(), id); err2 == nil {
-				var names []string
-				for _, d := range e.Deliveries {
-					names = append(names, d.Target)
-				}
-				writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("event %s has no delivery to target %q; its targets: %s", id, target, strings.Join(names, ", ")))
-				return
-			}
-		}
+	if err != nil && !(errors.Is(err, relay.ErrNotFound) && target != "") {
 		a.fail(w, err)
 		return
 	}
-	if n == 0 {
-		writeError(w, http.StatusConflict, "nothing_to_replay", "no delivery of this event can be replayed now: they are in flight (retry in a moment) or dry-run (skipped)")
+	if err != nil || n == 0 {
+		e, err2 := a.Store.Event(r.Context(), id)
+		if err2 != nil {
+			a.fail(w, cmp.Or(err, err2))
+			return
+		}
+		writeError(w, http.StatusConflict, "nothing_to_replay", nothingToReplay(e, target))
 		return
 	}
 	if a.Notify != nil {
@@ -190,4 +187,39 @@ func (a *API) replay(w http.ResponseWriter, r *http.Request, ps httprouter.Param
 	}
 	a.Logger.Info("replay", slog.String(relay.LogKeyEventID, id), slog.String(relay.LogKeyTarget, target), slog.Int(relay.LogKeyDeliveries, n))
 	writeJSON(w, http.StatusAccepted, map[string]any{"status": "replaying", "event_id": id, "replayed": n})
+}
+
+// nothingToReplay says why a replay of e (to target, when set) scheduled
+// nothing, and what to do instead.
+func nothingToReplay(e *relay.Event, target string) string {
+	const backfill = "to send it now, backfill it as docs/runbooks/replay-and-backfill.md (\"Backfill a new target\") describes"
+	if len(e.Deliveries) == 0 {
+		return fmt.Sprintf("event %s has no delivery to replay: it was stored %s because no route matched it when it arrived (source %q, type %q); "+
+			"add a route for it, then %s", e.ID, e.Status, e.Source, e.Type, strings.TrimPrefix(backfill, "to send it now, "))
+	}
+	var names, inFlight, skipped []string
+	for _, d := range e.Deliveries {
+		names = append(names, d.Target)
+		if target != "" && d.Target != target {
+			continue
+		}
+		switch d.Status {
+		case relay.DeliveryInFlight:
+			inFlight = append(inFlight, d.Target)
+		case relay.DeliverySkipped:
+			skipped = append(skipped, d.Target)
+		}
+	}
+	if target != "" && !slices.Contains(names, target) {
+		return fmt.Sprintf("event %s has no delivery to target %q; its targets: %s. A target gets the events routed to it when they arrive; %s",
+			e.ID, target, strings.Join(names, ", "), backfill)
+	}
+	var why []string
+	if len(inFlight) > 0 {
+		why = append(why, "being sent now to "+strings.Join(inFlight, ", ")+" (replay it again once the attempt ends)")
+	}
+	if len(skipped) > 0 {
+		why = append(why, "skipped by a dry-run route for "+strings.Join(skipped, ", ")+" (a dry run sends nothing; set dry_run: false on the route to send)")
+	}
+	return fmt.Sprintf("no delivery of event %s can be replayed now: %s", e.ID, strings.Join(why, "; "))
 }
