@@ -30,7 +30,7 @@ import (
 // file or a client that reads without pause.
 func (db *DB) Backup(w io.Writer, begin func(size int64) error) (int64, error) {
 	var n int64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if begin != nil {
 			if err := begin(tx.Size()); err != nil {
 				return err

@@ -95,11 +95,12 @@ func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
 	switch c.mode {
 	case CommitSingle, CommitBatch:
 		start := time.Now()
-		if c.mode == CommitSingle {
-			err = c.db.Update(c.wrap(fn))
-		} else {
-			err = c.db.Batch(c.wrap(fn))
-		}
+		err = guard(c.db.Path(), func() error {
+			if c.mode == CommitSingle {
+				return c.db.Update(c.wrap(fn))
+			}
+			return c.db.Batch(c.wrap(fn))
+		})
 		if err == nil && c.observe != nil {
 			c.observe(1, time.Since(start))
 		}
@@ -159,15 +160,18 @@ func (c *committer) commit(fns []func(*bolt.Tx) error) []error {
 func (c *committer) commitInto(fns []func(*bolt.Tx) error, errs []*error) {
 	failed := -1
 	start := time.Now()
-	err := c.db.Update(func(tx *bolt.Tx) error {
-		c.noteTx(tx)
-		for i, fn := range fns {
-			if err := safely(fn, tx); err != nil {
-				failed = i
-				return err
+	// guard: bbolt panics on a damaged page it meets while committing.
+	err := guard(c.db.Path(), func() error {
+		return c.db.Update(func(tx *bolt.Tx) error {
+			c.noteTx(tx)
+			for i, fn := range fns {
+				if err := safely(fn, tx); err != nil {
+					failed = i
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if failed < 0 || len(fns) == 1 {
 		// Success, or a commit error (every write shares it), or the

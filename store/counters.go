@@ -25,7 +25,7 @@ func (db *DB) Add(ctx context.Context, name string, n int, expires time.Time) (i
 	var total int64
 	var err error
 	if n == 0 {
-		err = db.bolt.View(func(tx *bolt.Tx) error {
+		err = db.view(func(tx *bolt.Tx) error {
 			if b := tx.Bucket(bucketCounters); b != nil {
 				total, _ = decodeCounter(b.Get([]byte(name)))
 			}

@@ -54,7 +54,7 @@ func (db *DB) Export(ctx context.Context, f relay.EventFilter, fn func(e *relay.
 			items []item
 			done  bool
 		)
-		err := db.bolt.View(func(tx *bolt.Tx) error {
+		err := db.view(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucket).Cursor()
 			var k []byte
 			if after == nil {
@@ -129,7 +129,7 @@ func (db *DB) Effects(ctx context.Context, id string, limit int) ([]string, erro
 		id string
 	}
 	var hits []hit
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var cause eventRec
 		ok, err := getJSON(tx, bucketEvents, []byte(id), &cause)
 		if err != nil {

@@ -19,7 +19,7 @@ const defaultLimit = 50
 // Event returns an event with its envelope, every delivery and its history.
 func (db *DB) Event(ctx context.Context, id string) (*relay.Event, error) {
 	var e *relay.Event
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var err error
 		e, err = loadEvent(tx, id, true, db.sealer)
 		return err
@@ -91,7 +91,7 @@ func loadRequest(tx *bolt.Tx, d *deliveryRec, sealer *Sealer) (*relay.Request, e
 // unknown or was stored without one.
 func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 	var raw relay.Raw
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		plain, err := loadRaw(tx, db.sealer, []byte(id))
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, li
 		out  []relay.Event
 		next string
 	)
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var upper []byte
 		if pos != nil {
 			upper = append(bytes.Clone(prefix), pos...)
@@ -250,7 +250,7 @@ func (db *DB) DeadLetters(ctx context.Context, f relay.DeadFilter, cursor string
 			pos = u
 		}
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		since := nanos(f.Since)
 		var last []byte
 		c := tx.Bucket(bucketDead).Cursor()
@@ -293,7 +293,7 @@ func (db *DB) DeadLetters(ctx context.Context, f relay.DeadFilter, cursor string
 // oldest pending delivery was due.
 func (db *DB) Stats(ctx context.Context) (relay.Stats, error) {
 	s := relay.NewStats()
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketCounts).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			kind, status, _ := strings.Cut(string(k), "/")

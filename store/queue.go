@@ -218,7 +218,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 // in-flight delivery counts at the end of its lease, when a Claim would
 // return it again.
 func (db *DB) NextDue(ctx context.Context, target string) (at time.Time, ok bool, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		prefix := namePrefix(target)
 		k, _ := tx.Bucket(bucketDue).Cursor().Seek(prefix)
 		if k == nil || !bytes.HasPrefix(k, prefix) {

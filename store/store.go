@@ -163,21 +163,30 @@ func Open(path string, o Options) (*DB, error) {
 		bdb.MaxBatchDelay = o.BatchDelay
 	}
 	var recovered int
-	err = bdb.Update(func(tx *bolt.Tx) error {
-		if err := initSchema(tx); err != nil {
-			return err
-		}
-		if err := checkSealer(tx, o.Sealer); err != nil {
-			return err
-		}
-		n, err := recoverInFlight(tx)
-		recovered = n
-		if err != nil {
-			return err
-		}
-		db.pending.Store(countPending(tx))
-		return nil
+	err = guard(path, func() error {
+		return bdb.Update(func(tx *bolt.Tx) error {
+			if err := checkSize(tx); err != nil {
+				return err
+			}
+			if err := initSchema(tx); err != nil {
+				return err
+			}
+			if err := checkSealer(tx, o.Sealer); err != nil {
+				return err
+			}
+			n, err := recoverInFlight(tx)
+			recovered = n
+			if err != nil {
+				return err
+			}
+			db.pending.Store(countPending(tx))
+			return nil
+		})
 	})
+	if errors.Is(err, ErrDamaged) {
+		bdb.Close()
+		return nil, err
+	}
 	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -204,13 +213,22 @@ func OpenReadOnly(path string, o Options) (*DB, error) {
 		return nil, err
 	}
 	db.bolt = bdb
-	err = bdb.View(func(tx *bolt.Tx) error {
-		if err := checkSchema(tx); err != nil {
-			return err
-		}
-		db.pending.Store(countPending(tx))
-		return nil
+	err = guard(path, func() error {
+		return bdb.View(func(tx *bolt.Tx) error {
+			if err := checkSize(tx); err != nil {
+				return err
+			}
+			if err := checkSchema(tx); err != nil {
+				return err
+			}
+			db.pending.Store(countPending(tx))
+			return nil
+		})
 	})
+	if errors.Is(err, ErrDamaged) {
+		bdb.Close()
+		return nil, err
+	}
 	if err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -228,14 +246,26 @@ func openBolt(path string, o Options, readOnly bool) (*bolt.DB, error) {
 			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      timeout,
-		NoSync:       o.NoSync,
-		ReadOnly:     readOnly,
-		FreelistType: bolt.FreelistMapType,
+	// bbolt faults or panics on a truncated file before it can be
+	// closed again (and its lock released): look first.
+	if err := checkHeader(path); err != nil {
+		return nil, err
+	}
+	var bdb *bolt.DB
+	err := guard(path, func() (err error) {
+		bdb, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      timeout,
+			NoSync:       o.NoSync,
+			ReadOnly:     readOnly,
+			FreelistType: bolt.FreelistMapType,
+		})
+		return damagedOpen(path, err)
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open %s: file still locked after %s, another wprelay may be running on this data dir: %w", path, timeout, err)
+	}
+	if errors.Is(err, ErrDamaged) {
+		return nil, err
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -375,18 +405,22 @@ func (db *DB) Size() int64 {
 		return fi.Size()
 	}
 	var n int64
-	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	_ = db.view(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
 	return n
 }
 
 // Check verifies the file's page structure (bbolt's consistency check) and
 // returns every problem it finds, joined.
 func (db *DB) Check() error {
-	return db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
 	})
+	if err != nil && !errors.Is(err, ErrDamaged) {
+		return damaged(db.bolt.Path(), err)
+	}
+	return err
 }

@@ -217,7 +217,7 @@ func checkStoreFile(path string) (storeSummary, error) {
 	}
 	defer db.Close()
 	if err := db.Check(); err != nil {
-		return storeSummary{}, fmt.Errorf("%s is damaged: %w", path, err)
+		return storeSummary{}, err // store file damaged: … (see the runbook)
 	}
 	st, err := db.Stats(context.Background())
 	if err != nil {

@@ -51,12 +51,15 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	path := filepath.Join(*dataDir, "wprelay.db")
 	db, err := store.OpenReadOnly(path, store.Options{LockTimeout: 2e9})
+	if errors.Is(err, store.ErrDamaged) {
+		return err // names the file and the runbook
+	}
 	if err != nil {
 		return fmt.Errorf("%w (stop the sidecar first, or check another data dir)", err)
 	}
 	defer db.Close()
 	if err := db.Check(); err != nil {
-		return fmt.Errorf("%s is damaged:\n%w\nRestore it from a backup, or export what can be read with wprelay export", path, err)
+		return err // store file damaged: … (see the runbook)
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d bytes)\n", path, db.Size())
 	return nil

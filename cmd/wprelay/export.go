@@ -103,6 +103,9 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 		}
 		where = path + " (read-only)"
 		db, err := store.OpenReadOnly(path, store.Options{LockTimeout: 2 * time.Second, Sealer: sealer})
+		if errors.Is(err, store.ErrDamaged) {
+			return err // names the file and the runbook
+		}
 		if err != nil {
 			hint := "stop the sidecar, or export through its admin API (--from api, --admin-url)"
 			if *from == "auto" {
