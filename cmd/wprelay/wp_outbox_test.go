@@ -197,12 +197,16 @@ func TestWP_Outbox_4xxFailsWithReason(t *testing.T) {
 	}
 }
 
-// Emitting costs the triggering request one outbox insert; measured in the
-// real site, and compared on a real REST request with emitting off.
-func TestWP_Emit_Overhead(t *testing.T) {
+// Emitting costs the triggering request one outbox insert and no network
+// round trip: the send happens after the response. The 200 rows emitted here
+// are marked sent before the PHP process ends, so if wprelay_emit sent
+// synchronously the sidecar would have stored them. The timings are logged
+// as figures (speed targets are benchmarks, not timed tests: a loaded
+// machine makes any threshold flaky).
+func TestWP_Emit_NoRoundTrip(t *testing.T) {
 	site := sharedSite(t)
 	tg := newTarget(t, nil)
-	startWPSidecar(t, site, wpSidecarConfig(site, tg.URL(), "5s"))
+	sc := startWPSidecar(t, site, wpSidecarConfig(site, tg.URL(), "5s"))
 
 	out := site.PHP(t, `$t = array();
 for ( $i = 0; $i < 200; $i++ ) {
@@ -211,12 +215,28 @@ for ( $i = 0; $i < 200; $i++ ) {
 	$t[] = ( hrtime( true ) - $s ) / 1e6;
 }
 sort( $t );
-echo wp_json_encode( array( 'p50' => $t[100], 'p95' => $t[190], 'max' => $t[199] ) );
 global $wpdb;
+$rows = (int) $wpdb->get_var( "SELECT COUNT(*) FROM {$wpdb->prefix}wprelay_outbox WHERE event_type = 'test.overhead'" );
+echo wp_json_encode( array( 'p50' => $t[100], 'p95' => $t[190], 'max' => $t[199], 'rows' => $rows ) );
 $wpdb->query( "UPDATE {$wpdb->prefix}wprelay_outbox SET state = 'sent' WHERE event_type = 'test.overhead'" );`)
-	var emit struct{ P50, P95, Max float64 }
+	var emit struct {
+		P50, P95, Max float64
+		Rows          int
+	}
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &emit); err != nil {
 		t.Fatalf("%v: %s", err, out)
+	}
+	if emit.Rows != 200 {
+		t.Fatalf("outbox rows for the 200 emits: %d", emit.Rows)
+	}
+	var list struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if code := sc.adminDo("GET", "/admin/v1/events?type=test.overhead&limit=500", "", &list); code != 200 {
+		t.Fatalf("events list: %d", code)
+	}
+	if len(list.Events) != 0 {
+		t.Fatalf("wprelay_emit sent %d events during the calls; it must only write the outbox row", len(list.Events))
 	}
 
 	median := func(ds []time.Duration) time.Duration {
@@ -224,22 +244,19 @@ $wpdb->query( "UPDATE {$wpdb->prefix}wprelay_outbox SET state = 'sent' WHERE eve
 		return ds[len(ds)/2]
 	}
 	var on, off []time.Duration
-	for i := 0; i < 9; i++ {
+	for i := 0; i < 5; i++ {
 		_, d := publishPost(t, site, fmt.Sprintf("Timed post %d", i))
 		on = append(on, d)
 	}
 	site.PHP(t, `update_option( 'wpstack_emit_off', '1' );`)
-	for i := 0; i < 9; i++ {
+	for i := 0; i < 5; i++ {
 		_, d := publishPost(t, site, fmt.Sprintf("Untimed post %d", i))
 		off = append(off, d)
 	}
 	site.PHP(t, `delete_option( 'wpstack_emit_off' );`)
-	t.Logf("emit overhead: wprelay_emit + outbox insert p50 %.2f ms, p95 %.2f ms, max %.2f ms (200 calls); "+
+	t.Logf("emit overhead (figures, not asserted): wprelay_emit + outbox insert p50 %.2f ms, p95 %.2f ms, max %.2f ms (200 calls); "+
 		"REST publish median %s with emitting (php -S has no fastcgi_finish_request, so this includes the send to the sidecar at shutdown) vs %s without",
 		emit.P50, emit.P95, emit.Max, median(on).Round(100*time.Microsecond), median(off).Round(100*time.Microsecond))
-	if emit.P50 >= 5 {
-		t.Errorf("wprelay_emit p50 %.2f ms, want under 5 ms", emit.P50)
-	}
 }
 
 // http_request_host_is_external and http_allowed_safe_ports let
