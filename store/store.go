@@ -236,6 +236,10 @@ func OpenReadOnly(path string, o Options) (*DB, error) {
 	return db, nil
 }
 
+// ErrLocked is the error of opening a file another process holds: a
+// sidecar serving this data dir, or another command working on it.
+var ErrLocked = errors.New("file still locked, another wprelay may be running on this data dir")
+
 func openBolt(path string, o Options, readOnly bool) (*bolt.DB, error) {
 	timeout := o.LockTimeout
 	if timeout <= 0 {
@@ -262,7 +266,7 @@ func openBolt(path string, o Options, readOnly bool) (*bolt.DB, error) {
 		return damagedOpen(path, err)
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("open %s: file still locked after %s, another wprelay may be running on this data dir: %w", path, timeout, err)
+		return nil, fmt.Errorf("open %s: %w after %s: %w", path, ErrLocked, timeout, err)
 	}
 	if errors.Is(err, ErrDamaged) {
 		return nil, err

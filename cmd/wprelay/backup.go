@@ -205,7 +205,7 @@ type storeSummary struct {
 }
 
 func (s storeSummary) String() string {
-	return fmt.Sprintf("%d events, %d deliveries pending, %d dead", s.Events, s.Pending, s.Dead)
+	return fmt.Sprintf("%s, %s pending, %d dead", plural(s.Events, "event", "events"), plural(s.Pending, "delivery", "deliveries"), s.Dead)
 }
 
 // checkStoreFile opens a store file read-only, verifies its pages and

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/wprelay/wprelay/relay/ingress"
 )
 
 // Environment variables of the operator commands.
@@ -187,6 +189,11 @@ func (c *adminClient) send(ctx context.Context, method, path string, body io.Rea
 		if ae.Message == "" {
 			ae.Message = resp.Status
 		}
+	}
+	if ae.Status == http.StatusNotFound && ae.Message == ingress.PublicListenerNotAdmin {
+		ae.Message = fmt.Sprintf("--admin-url %s is the public webhook listener, not the admin API: use admin.listen's address (default %s) in --admin-url or %s",
+			c.base, defaultAdmin, envAdminURL)
+		return nil, exitError{exitUsage, ae}
 	}
 	if ae.Status == http.StatusUnauthorized {
 		ae.Message = "the admin API refused the token: " + envAdminToken + " (or --token-file) must hold admin.token of wprelay.yaml"

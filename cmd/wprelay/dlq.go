@@ -154,9 +154,9 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	}
 	if !*yes {
 		if !isTerminal(os.Stdin) {
-			return usageError{fmt.Errorf("%d dead deliveries%s would be replayed: pass --yes to confirm (stdin is not a terminal)", n, filter)}
+			return usageError{fmt.Errorf("%s%s would be replayed: pass --yes to confirm (stdin is not a terminal)", plural(n, "dead delivery", "dead deliveries"), filter)}
 		}
-		fmt.Fprintf(stderr, "Replay %d dead deliveries%s? [y/N] ", n, filter)
+		fmt.Fprintf(stderr, "Replay %s%s? [y/N] ", plural(n, "dead delivery", "dead deliveries"), filter)
 		answer, _ := bufio.NewReader(os.Stdin).ReadString('\n')
 		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
 			fmt.Fprintln(stderr, "nothing replayed")
@@ -187,7 +187,11 @@ func cmdDLQReplay(args []string, stdout, stderr io.Writer) error {
 	if cf.json {
 		return printJSON(stdout, map[string]int{"matched": n, "replayed": total})
 	}
-	fmt.Fprintf(stdout, "replayed %d dead deliveries%s; follow them with: wprelay events list --status queued\n", total, filter)
+	them := "them"
+	if total == 1 {
+		them = "it"
+	}
+	fmt.Fprintf(stdout, "replayed %s%s; follow %s with: wprelay events list --status queued\n", plural(total, "dead delivery", "dead deliveries"), filter, them)
 	return nil
 }
 

@@ -297,10 +297,7 @@ func cmdEventsReplay(args []string, stdout, stderr io.Writer) error {
 	if cf.json {
 		return printJSON(stdout, out)
 	}
-	what := fmt.Sprintf("%d deliveries", out.Replayed)
-	if out.Replayed == 1 {
-		what = "1 delivery"
-	}
+	what := plural(out.Replayed, "delivery", "deliveries")
 	fmt.Fprintf(stdout, "replaying %s of event %s; follow it with: wprelay events show %s\n", what, pos[0], pos[0])
 	return nil
 }

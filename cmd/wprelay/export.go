@@ -130,7 +130,7 @@ func cmdExport(args []string, stdout, stderr io.Writer) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "exported %d events from %s\n", p.n, where)
+	fmt.Fprintf(stderr, "exported %s from %s\n", plural(p.n, "event", "events"), where)
 	return skipErr
 }
 

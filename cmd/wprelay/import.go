@@ -125,10 +125,10 @@ func cmdImport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		fmt.Fprintf(stdout, "imported %d events, %d already present, %d failed\n", total.Imported, total.Duplicates, len(total.Failed))
+		fmt.Fprintf(stdout, "imported %s, %d already present, %d failed\n", plural(total.Imported, "event", "events"), total.Duplicates, len(total.Failed))
 	}
 	if len(total.Failed) > 0 {
-		return fmt.Errorf("%d lines could not be imported (listed above)", len(total.Failed))
+		return fmt.Errorf("%s could not be imported (listed above)", plural(len(total.Failed), "line", "lines"))
 	}
 	return nil
 }

@@ -110,13 +110,21 @@ func New(q Store, router *relay.Router, sources []*Source, logger *slog.Logger) 
 	})
 	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		setRequestID(w, r)
-		writeJSON(w, http.StatusNotFound, errorBody{"not_found", "webhooks go to POST /hooks/{source}"})
+		msg := "webhooks go to POST /hooks/{source}"
+		if p := r.URL.Path; strings.HasPrefix(p, "/admin/") || p == "/readyz" || p == "/metrics" {
+			msg = PublicListenerNotAdmin
+		}
+		writeJSON(w, http.StatusNotFound, errorBody{"not_found", msg})
 	})
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
 	in.router = r
 	return in
 }
+
+// PublicListenerNotAdmin is the message of the public listener's 404 to a
+// request meant for the admin listener (the CLI recognises it).
+const PublicListenerNotAdmin = "this is wprelay's public webhook listener; the admin API, /readyz and /metrics are on admin.listen (default 127.0.0.1:8081)"
 
 // ServeHTTP implements http.Handler.
 func (in *Ingress) ServeHTTP(w http.ResponseWriter, r *http.Request) { in.router.ServeHTTP(w, r) }
