@@ -29,7 +29,7 @@ func TestCLI_ImportKeepsMirrorAndOrder(t *testing.T) {
 	}
 
 	b := newAdminEnv(t, mirrorOrdered)
-	if out, errOut, code := b.cli("import", file); code != 0 || strings.TrimSpace(out) != "imported 1 events, 0 already present, 0 failed" {
+	if out, errOut, code := b.cli("import", file); code != 0 || strings.TrimSpace(out) != "imported 1 event, 0 already present, 0 failed" {
 		t.Fatalf("import: exit %d\n%s%s", code, out, errOut)
 	}
 	got := b.waitStatus(id, "delivered")
