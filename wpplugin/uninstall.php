@@ -27,6 +27,7 @@ $wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LI
 wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
 wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
 wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
+wp_unschedule_hook( WPRelay_Sender::RETRY_HOOK );
 
 $wprelay_results = get_posts(
 	array(

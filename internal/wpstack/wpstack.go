@@ -326,12 +326,14 @@ define( 'WP_HTTP_BLOCK_EXTERNAL', true );        // wp_remote_*() reach only loo
 define( 'WP_ACCESSIBLE_HOSTS', '127.0.0.*' );   // the site and the sidecar
 define( 'AUTOMATIC_UPDATER_DISABLED', true );
 define( 'WP_AUTO_UPDATE_CORE', false );
-define( 'DISABLE_WP_CRON', true );               // tests run cron explicitly
 define( 'FS_METHOD', 'direct' );
 define( 'WP_DEBUG', true );
 define( 'WP_DEBUG_LOG', __DIR__ . '/wp-content/debug.log' );
 define( 'WP_DEBUG_DISPLAY', false );
 require __DIR__ . '/wpstack-constants.php';
+if ( ! defined( 'DISABLE_WP_CRON' ) ) {
+	define( 'DISABLE_WP_CRON', true );             // tests run cron explicitly, unless a test's constants say otherwise
+}
 if ( ! defined( 'ABSPATH' ) ) {
 	define( 'ABSPATH', __DIR__ . '/' );
 }

@@ -80,18 +80,22 @@ class WPRelay_Outbox {
 	 * for LEASE seconds. Returns the row, or null when it is not due or
 	 * another sender claimed it first.
 	 *
-	 * @param int $id Row id.
+	 * @param int  $id    Row id.
+	 * @param bool $early Whether a row waiting for its next try after a
+	 *                    network error may be claimed before it is due.
 	 * @return array|null
 	 */
-	public function claim( int $id ): ?array {
+	public function claim( int $id, bool $early = false ): ?array {
 		$table = $this->schema->outbox();
 		$now   = time();
 		$done  = $this->db->query(
 			$this->db->prepare(
-				"UPDATE {$table} SET attempts = attempts + 1, next_at = %s WHERE id = %d AND state = 'pending' AND next_at <= %s",
+				"UPDATE {$table} SET attempts = attempts + 1, next_at = %s WHERE id = %d AND state = 'pending' AND ( next_at <= %s OR ( %d = 1 AND last_error LIKE 'network:%%' AND next_at <= %s ) )",
 				gmdate( 'Y-m-d H:i:s', $now + self::LEASE ),
 				$id,
-				gmdate( 'Y-m-d H:i:s', $now )
+				gmdate( 'Y-m-d H:i:s', $now ),
+				$early ? 1 : 0,
+				gmdate( 'Y-m-d H:i:s', $now + WPRelay_Sender::NETWORK_RETRY )
 			)
 		);
 		if ( 1 !== (int) $done ) {
@@ -131,6 +135,36 @@ class WPRelay_Outbox {
 	}
 
 	/**
+	 * Returns the ids of pending rows waiting only because the sidecar
+	 * could not be reached (their next try is at most NETWORK_RETRY away).
+	 *
+	 * @param int $limit Most rows.
+	 * @return int[]
+	 */
+	public function unreachable( int $limit ): array {
+		$table = $this->schema->outbox();
+		$ids   = $this->db->get_col(
+			$this->db->prepare(
+				"SELECT id FROM {$table} WHERE state = 'pending' AND last_error LIKE 'network:%%' AND next_at <= %s ORDER BY id LIMIT %d",
+				gmdate( 'Y-m-d H:i:s', time() + WPRelay_Sender::NETWORK_RETRY ),
+				$limit
+			)
+		);
+		return array_map( 'intval', $ids );
+	}
+
+	/**
+	 * Returns when the earliest pending row is due.
+	 *
+	 * @return int|null Unix time; null when no row is pending.
+	 */
+	public function next_due(): ?int {
+		$table = $this->schema->outbox();
+		$next  = $this->db->get_var( "SELECT MIN(next_at) FROM {$table} WHERE state = 'pending'" );
+		return empty( $next ) ? null : (int) strtotime( $next . ' UTC' );
+	}
+
+	/**
 	 * Marks a row sent.
 	 *
 	 * @param int $id Row id.
@@ -149,16 +183,20 @@ class WPRelay_Outbox {
 	/**
 	 * Schedules the next attempt of a row.
 	 *
-	 * @param int    $id    Row id.
-	 * @param int    $at    Unix time of the next attempt.
-	 * @param string $error Why this attempt failed.
+	 * @param int    $id      Row id.
+	 * @param int    $at      Unix time of the next attempt.
+	 * @param string $error   Why this attempt failed.
+	 * @param bool   $uncount Whether the attempt does not count (the sidecar was not reached).
 	 */
-	public function retry_at( int $id, int $at, string $error ): void {
-		$this->update(
-			$id,
-			array(
-				'next_at'    => gmdate( 'Y-m-d H:i:s', $at ),
-				'last_error' => $error,
+	public function retry_at( int $id, int $at, string $error, bool $uncount = false ): void {
+		$table = $this->schema->outbox();
+		$this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET next_at = %s, last_error = %s, attempts = IF(%d = 1 AND attempts > 0, attempts - 1, attempts) WHERE id = %d",
+				gmdate( 'Y-m-d H:i:s', $at ),
+				$error,
+				$uncount ? 1 : 0,
+				$id
 			)
 		);
 	}

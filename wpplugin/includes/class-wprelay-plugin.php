@@ -147,6 +147,7 @@ class WPRelay_Plugin {
 	 */
 	public function deactivate(): void {
 		wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
+		wp_unschedule_hook( WPRelay_Sender::RETRY_HOOK );
 		wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
 		wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
 	}

@@ -16,15 +16,32 @@ if ( ! defined( 'ABSPATH' ) ) {
  * Webhooks signature whose webhook-id is the row's idempotency key. The
  * body is the row's payload, byte for byte the same on every attempt.
  *
- * 200/202 (any 2xx) → sent. Network errors, 408, 425, 429 and 5xx → retried
- * from WP-Cron after 1 min, 5 min, 30 min, 2 h, then daily, up to
+ * 200/202 (any 2xx) → sent. 408, 425, 429 and 5xx → retried from WP-Cron
+ * after 1 min, 5 min, 30 min, 2 h, then daily, up to
  * `wprelay_outbox_max_attempts` (10) attempts. Other answers → failed, with
  * the sidecar's error code kept.
+ *
+ * Catch-up: when the sidecar cannot be reached at all (connection refused,
+ * timeout: it is restarting or down), the attempt does not count, and the
+ * rows are tried again NETWORK_RETRY seconds later through a single WP-Cron
+ * event, for as long as the sidecar stays away (up to MAX_NETWORK_AGE).
+ * On a site with traffic, or with a system cron running wp-cron.php every
+ * few seconds, events emitted during a restart reach the sidecar within
+ * about NETWORK_RETRY seconds of its return instead of minutes.
  */
 class WPRelay_Sender {
 
 	/** The recurring WP-Cron hook that sends due rows. */
 	const CRON_HOOK = 'wprelay_outbox_flush';
+
+	/** The single WP-Cron event that retries soon after a network error. */
+	const RETRY_HOOK = 'wprelay_outbox_retry';
+
+	/** Seconds between tries while the sidecar cannot be reached. */
+	const NETWORK_RETRY = 10;
+
+	/** Seconds a row is retried while the sidecar cannot be reached before it fails (the sidecar's 7-day dedupe window). */
+	const MAX_NETWORK_AGE = 604800;
 
 	/** Its schedule. */
 	const CRON_SCHEDULE = 'wprelay_every_minute';
@@ -87,6 +104,7 @@ class WPRelay_Sender {
 	public function register_hooks(): void {
 		add_filter( 'cron_schedules', array( $this, 'cron_schedules' ) ); // phpcs:ignore WordPress.WP.CronInterval.CronSchedulesInterval -- a one-minute outbox retry; each run is a short, bounded batch.
 		add_action( self::CRON_HOOK, array( $this, 'flush' ) );
+		add_action( self::RETRY_HOOK, array( $this, 'flush' ) );
 		add_action( 'init', array( $this, 'ensure_scheduled' ) );
 	}
 
@@ -125,7 +143,28 @@ class WPRelay_Sender {
 		 * @since 0.1.0
 		 */
 		do_action( 'wprelay_outbox_flush_start' );
-		$this->send( $this->outbox->due( self::BATCH ) );
+		$out = $this->send( $this->outbox->due( self::BATCH ) );
+		if ( in_array( 'sent', $out, true ) ) {
+			// The sidecar answers again: rows waiting only because it could
+			// not be reached go now, without waiting for their next try.
+			$this->send( $this->outbox->unreachable( self::BATCH ), true );
+		}
+		$this->schedule_retry();
+	}
+
+	/**
+	 * Schedules the retry event for the earliest pending row when it is due
+	 * before the next recurring run and no retry event is scheduled.
+	 */
+	private function schedule_retry(): void {
+		$next = $this->outbox->next_due();
+		if ( null === $next || wp_next_scheduled( self::RETRY_HOOK ) ) {
+			return;
+		}
+		$regular = wp_next_scheduled( self::CRON_HOOK );
+		if ( false === $regular || $next < $regular ) {
+			wp_schedule_single_event( max( time() + 1, $next ), self::RETRY_HOOK );
+		}
 	}
 
 	/**
@@ -133,12 +172,13 @@ class WPRelay_Sender {
 	 * skipped.
 	 *
 	 * @param int[] $ids Row ids.
+	 * @param bool  $now Whether rows not yet due are sent too.
 	 * @return array<int,string> Row id => outcome (sent, retry, failed).
 	 */
-	public function send( array $ids ): array {
+	public function send( array $ids, bool $now = false ): array {
 		$out = array();
 		foreach ( $ids as $id ) {
-			$row = $this->outbox->claim( (int) $id );
+			$row = $this->outbox->claim( (int) $id, $now );
 			if ( null === $row ) {
 				continue;
 			}
@@ -209,7 +249,7 @@ class WPRelay_Sender {
 		}
 		$res = wp_safe_remote_post( $req['url'], $req['args'] );
 		if ( is_wp_error( $res ) ) {
-			return $this->retry( $row, 'network: ' . $res->get_error_message(), 0, 'network' );
+			return $this->retry_unreachable( $row, 'network: ' . $res->get_error_message() );
 		}
 		$code = (int) wp_remote_retrieve_response_code( $res );
 		if ( $code >= 200 && $code < 300 ) {
@@ -224,6 +264,30 @@ class WPRelay_Sender {
 		$this->outbox->mark_failed( $id, $reason );
 		$this->log( $row, 'failed: ' . $reason );
 		return 'failed';
+	}
+
+	/**
+	 * Schedules a row again NETWORK_RETRY seconds from now after the sidecar
+	 * could not be reached, without counting the attempt, and makes sure a
+	 * WP-Cron event comes back for it; fails the row once it is older than
+	 * MAX_NETWORK_AGE.
+	 *
+	 * @param array  $row    Outbox row.
+	 * @param string $reason Why it could not be sent.
+	 * @return string network, or failed.
+	 */
+	private function retry_unreachable( array $row, string $reason ): string {
+		$age = time() - (int) strtotime( $row['created_at'] . ' UTC' );
+		if ( $age > self::MAX_NETWORK_AGE ) {
+			$this->outbox->mark_failed( (int) $row['id'], sprintf( 'gave up after %d days: %s', (int) ( $age / DAY_IN_SECONDS ), $reason ) );
+			$this->log( $row, 'gave up: ' . $reason );
+			return 'failed';
+		}
+		$at = time() + self::NETWORK_RETRY;
+		$this->outbox->retry_at( (int) $row['id'], $at, $reason, true );
+		$this->schedule_retry();
+		$this->log( $row, 'will retry in ' . self::NETWORK_RETRY . ' s: ' . $reason );
+		return 'network';
 	}
 
 	/**
