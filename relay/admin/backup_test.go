@@ -14,6 +14,7 @@ import (
 
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/admin"
+	"github.com/wprelay/wprelay/relay/relaytest"
 	"github.com/wprelay/wprelay/store"
 )
 
@@ -85,11 +86,7 @@ func TestAPI_Backup_StreamsACheckedCopy(t *testing.T) {
 }
 
 func TestAPI_Backup_NotSupported(t *testing.T) {
-	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := relaytest.NewMemStore() // a store without Backup
 	srv := httptest.NewServer(admin.New(db, backupToken, slog.New(slog.DiscardHandler)))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/admin/v1/backup", nil)

@@ -8,14 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/admin"
-	"github.com/wprelay/wprelay/store"
+	"github.com/wprelay/wprelay/relay/relaytest"
 )
 
 // An event stored before limits.max_depth (a body 9,999 levels deep) cannot
@@ -24,11 +23,7 @@ import (
 // it (it stopped there, so no later event was exported).
 func TestAPI_UnencodableEvent(t *testing.T) {
 	ctx := t.Context()
-	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := relaytest.NewMemStore()
 	at := time.Now().Add(-time.Minute)
 	deep := strings.Repeat("[", 9999) + strings.Repeat("]", 9999)
 	add := func(key, env, body string, at time.Time) string {

@@ -22,7 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wprelay/wprelay/relay"
-	"github.com/wprelay/wprelay/store"
+	"github.com/wprelay/wprelay/relay/relaytest"
 )
 
 // recorder is a target on loopback that records every request and answers
@@ -110,7 +110,7 @@ func incoming(src, subject string, occurred time.Time, targets ...string) relay.
 	return relay.Incoming{Event: ev, Raw: &relay.Raw{}, KeyExpires: now.Add(time.Hour)}
 }
 
-func add(t *testing.T, db *store.DB, ins ...relay.Incoming) []string {
+func add(t *testing.T, db *relaytest.MemStore, ins ...relay.Incoming) []string {
 	t.Helper()
 	outs, err := db.Enqueue(t.Context(), &relay.Batch{Events: ins})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,21 +14,17 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/wprelay/wprelay/relay"
-	"github.com/wprelay/wprelay/store"
+	"github.com/wprelay/wprelay/relay/relaytest"
 )
 
-func mustDB(t *testing.T) *store.DB {
+// mustDB returns an in-memory store.
+func mustDB(t *testing.T) *relaytest.MemStore {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return relaytest.NewMemStore()
 }
 
 // enqueue stores one event with a delivery to each target and returns its id.
-func enqueue(t *testing.T, db *store.DB, targets ...string) string {
+func enqueue(t *testing.T, db *relaytest.MemStore, targets ...string) string {
 	t.Helper()
 	id := uuid.Must(uuid.NewV7()).String()
 	now := time.Now()
@@ -51,7 +46,7 @@ func run(t *testing.T, d *Dispatcher) {
 	t.Cleanup(func() { cancel(); wait() })
 }
 
-func waitDelivery(t *testing.T, db *store.DB, id, target, want string) relay.Delivery {
+func waitDelivery(t *testing.T, db *relaytest.MemStore, id, target, want string) relay.Delivery {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -10,23 +10,18 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/provider"
-	"github.com/wprelay/wprelay/store"
+	"github.com/wprelay/wprelay/relay/relaytest"
 )
 
-func mustIngress(t *testing.T, sources ...*Source) (*Ingress, *store.DB) {
+func mustIngress(t *testing.T, sources ...*Source) (*Ingress, *relaytest.MemStore) {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "wprelay.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := relaytest.NewMemStore()
 	in := New(db, relay.NewRouter(nil), sources, slog.New(slog.DiscardHandler))
 	return in, db
 }
