@@ -53,7 +53,7 @@ type Normal struct {
 
 // NewEnvelope returns the envelope of ev: its identity, type and times, the
 // kind's normalization n completed by Normalize, and data, the provider's
-// event object as received.
+// object (see the table in package provider) as received.
 func NewEnvelope(ev *Event, n Normal, data json.RawMessage) Envelope {
 	n = Normalize(n, ev.Type, data)
 	return Envelope{

@@ -23,7 +23,7 @@ func TestAutomation_DryRun_RecordsRequestSendsNothing(t *testing.T) {
     allow_private: true
     auth: {bearer: "${AI_KEY}"}
     headers: {X-Team-Key: "${TEAM_KEY}", X-Client: wprelay-e2e}
-    template: '{"input": {{ json .data.data.note }}, "who": {{ quote .subject.id }}}'
+    template: '{"input": {{ json .data.note }}, "who": {{ quote .subject.id }}}'
   - {name: crm, kind: http, url: "`+h.srv.URL+`/crm", allow_private: true, auth: {hmac: {secret: "${TEAM_KEY}", header: X-Crm-Signature}}}`, `
   - {name: preview, source: crm, types: ["contact.*"], to: [ai], mirror_to: [crm], dry_run: true}`))
 	id := sendStandard(t, sc.public+"/hooks/crm", wpSigning, crmEvent("contact.updated", "c_42", time.Now(), map[string]any{"note": "Call back <b>Tuesday</b>"}))

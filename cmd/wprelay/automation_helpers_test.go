@@ -251,8 +251,8 @@ routes:
 }
 
 // crmEvent is a Standard Webhooks body of type typ about subject (its
-// data.id) that occurred at at. In the envelope the body is under data:
-// data.type, data.data.id.
+// data.id) that occurred at at. In the envelope, data is the body's data
+// (a Standard Webhooks payload): data.id.
 func crmEvent(typ, subject string, at time.Time, data map[string]any) []byte {
 	if data == nil {
 		data = map[string]any{}

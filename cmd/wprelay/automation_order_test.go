@@ -71,7 +71,7 @@ func TestAutomation_Ordering_OccurredAtOrderAndCoalescing(t *testing.T) {
 	})
 	got := map[string][]string{}
 	for _, r := range h.ok("/crm") {
-		got[r.field("subject.id")] = append(got[r.field("subject.id")], r.field("data.data.at"))
+		got[r.field("subject.id")] = append(got[r.field("subject.id")], r.field("data.at"))
 		if r.Header.Get("X-Wprelay-Out-Of-Order") != "" {
 			t.Errorf("a delivery marked out of order: %s", r.Body)
 		}
@@ -85,8 +85,8 @@ func TestAutomation_Ordering_OccurredAtOrderAndCoalescing(t *testing.T) {
 		}
 	}
 	for _, r := range h.ok("/latest") {
-		if want := base.Add((per - 1) * time.Second).Format(time.RFC3339); r.field("data.data.at") != want {
-			t.Errorf("coalescing target got %s for %s, want only the newest (%s)", r.field("data.data.at"), r.field("subject.id"), want)
+		if want := base.Add((per - 1) * time.Second).Format(time.RFC3339); r.field("data.at") != want {
+			t.Errorf("coalescing target got %s for %s, want only the newest (%s)", r.field("data.at"), r.field("subject.id"), want)
 		}
 	}
 	mu.Lock()
@@ -102,7 +102,7 @@ func TestAutomation_Ordering_OccurredAtOrderAndCoalescing(t *testing.T) {
 		t.Fatalf("late deliveries: %+v", ev.Deliveries)
 	}
 	reqs := h.ok("/crm")
-	if last := reqs[len(reqs)-1]; last.field("data.data.at") != "late" || last.Header.Get("X-Wprelay-Out-Of-Order") != "true" {
+	if last := reqs[len(reqs)-1]; last.field("data.at") != "late" || last.Header.Get("X-Wprelay-Out-Of-Order") != "true" {
 		t.Fatalf("late request: %v %s", last.Header, last.Body)
 	}
 	var skipped int

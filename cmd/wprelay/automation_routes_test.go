@@ -28,9 +28,9 @@ func TestAutomation_Routes_WhereAndFanOut(t *testing.T) {
   - name: us-invoices
     source: crm
     types: ["invoice.*"]
-    where: {data.data.currency: usd, data.data.customer.email: {present: true}, data.data.coupon: {present: false}}
+    where: {data.currency: usd, data.customer.email: {present: true}, data.coupon: {present: false}}
     to: [a, b]
-  - {source: crm, types: ["invoice.*"], where: {data.data.currency: eur, data.data.amount: {eq: 2000}}, to: [eu]}
+  - {source: crm, types: ["invoice.*"], where: {data.currency: eur, data.amount: {eq: 2000}}, to: [eu]}
   - {source: crm, where: {subject.type: {prefix: "cust"}}, to: [a]}`))
 	url := sc.public + "/hooks/crm"
 	now := time.Now()

@@ -112,6 +112,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
 	m.Dispatcher.Router = router
+	m.Dispatcher.Raws = db // format raw targets
 	m.Dispatcher.ResultTTL = cfg.Retention.Dedupe.D()
 	m.Dispatcher.MaxAnswer = cfg.Limits.MaxBody
 	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})

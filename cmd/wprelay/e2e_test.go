@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wprelay/wprelay/relay"
 )
 
 func TestE2E_Ingest_StatusTable(t *testing.T) {
@@ -92,10 +94,11 @@ func TestE2E_Ingest_StatusTable(t *testing.T) {
 	if got := tg.delivered()[id]; got != 1 {
 		t.Fatalf("target got the event %d times, want 1", got)
 	}
-	// The envelope reached the target with the provider object as data.
+	// The envelope reached the target with the provider object as data
+	// (a Stripe event's data member).
 	for _, g := range tg.got {
-		data, _ := g.Envelope["data"].(map[string]any)
-		if g.EventID == id && (g.Envelope["idempotency_key"] != "stripe:acme:evt_status_1" || data["id"] != "evt_status_1") {
+		obj, _ := relay.Lookup(g.Envelope, "data.object.id")
+		if g.EventID == id && (g.Envelope["idempotency_key"] != "stripe:acme:evt_status_1" || obj != "in_evt_status_1") {
 			t.Errorf("envelope: %v", g.Envelope)
 		}
 	}

@@ -38,7 +38,7 @@ func TestE2E_Encryption_AtRestAndRotation(t *testing.T) {
 		t.Fatal("the store file holds a body in plain text")
 	}
 	// The target got the plain envelope.
-	if got := tg.got[0].Envelope["data"].(map[string]any)["data"].(map[string]any)["object"].(map[string]any)["note"]; got != "PLAINTEXT-MARKER-77" {
+	if got := tg.got[0].Envelope["data"].(map[string]any)["object"].(map[string]any)["note"]; got != "PLAINTEXT-MARKER-77" {
 		t.Fatalf("envelope data at the target: %v", got)
 	}
 

@@ -155,6 +155,7 @@ func buildTargets(cfg config.Config) ([]deliver.Target, error) {
 			}
 			dt.Template = tp
 		}
+		dt.Raw = t.Format == "raw"
 		out = append(out, dt)
 	}
 	return out, nil

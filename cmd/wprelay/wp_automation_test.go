@@ -93,11 +93,11 @@ targets:
     max_backoff: 1500ms
     reply_to: results
     template: |
-      {"model": "fake-1", "title": {{ quote .data.data.title }}, "input": {{ json .data.data.content }},
+      {"model": "fake-1", "title": {{ quote .data.title }}, "input": {{ json .data.content }},
        "meta": {"event": {{ quote .id }}, "post": {{ quote .subject.id }}}}
   - {name: results, kind: wordpress, url: %[5]q, jwt_secret: %[6]q, signing_secret: %[7]q, timeout: 10s}
 routes:
-  - {name: summaries, source: site, types: ["post.published"], where: {data.data.post_type: post}, to: [summarizer]}
+  - {name: summaries, source: site, types: ["post.published"], where: {data.post_type: post}, to: [summarizer]}
 `, site.URL, siteJWTSecret, siteSigning, ai.srv.URL+"/v1/summarize", site.URL+"/wp-json/wprelay/v1/results", wpJWTSecret, wpSigning)
 	sc := startWPSidecar(t, site, cfg)
 

@@ -87,9 +87,10 @@ func TestWP_Outbox_PostPublishedReachesTarget(t *testing.T) {
 		}
 	}
 	tg.mu.Unlock()
+	// data is the event's data; the rest of the event is in the envelope.
 	data, _ := got.Envelope["data"].(map[string]any)
-	inner, _ := data["data"].(map[string]any)
-	if got.Type != "post.published" || data["object_ref"] != ref || data["idempotency_key"] != row.Key || inner["title"] != "Hello from WordPress" {
+	subject, _ := got.Envelope["subject"].(map[string]any)
+	if got.Type != "post.published" || fmt.Sprintf("%v:%v", subject["type"], subject["id"]) != ref || data["title"] != "Hello from WordPress" || data["object_ref"] != nil {
 		t.Fatalf("target got %+v", got.Envelope)
 	}
 	ev := sc.waitEvent(got.EventID, "delivered", 5*time.Second)

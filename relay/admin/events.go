@@ -65,7 +65,7 @@ func view(e *relay.Event, withEnvelope bool) EventView {
 		v.Deliveries = append(v.Deliveries, deliveryView(d))
 	}
 	if withEnvelope {
-		v.Envelope = e.Envelope
+		v.Envelope = relay.UpgradeEnvelope(e.Envelope) // events stored by earlier versions
 	}
 	return v
 }

@@ -81,7 +81,7 @@ func NewRecord(e *relay.Event, raw *relay.Raw) Record {
 	rec := Record{
 		Format: RecordFormat, ID: e.ID, Source: e.Source, Tenant: e.Tenant, Type: e.Type,
 		IdempotencyKey: e.IdempotencyKey, Status: e.Status, ReceivedAt: e.ReceivedAt.UTC(), OccurredAt: e.OccurredAt.UTC(),
-		CausationID: e.CausationID, TraceParent: e.TraceParent, Envelope: e.Envelope,
+		CausationID: e.CausationID, TraceParent: e.TraceParent, Envelope: relay.UpgradeEnvelope(e.Envelope),
 		Deliveries: make([]DeliverySummary, 0, len(e.Deliveries)),
 	}
 	for _, d := range e.Deliveries {

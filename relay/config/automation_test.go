@@ -24,7 +24,7 @@ targets:
     timeout: 30s
     success_codes: [200]
     template: |
-      {"input": {{ json .data.data.content }}, "max_words": 60}
+      {"input": {{ json .data.content }}, "max_words": 60}
     reply_to: results
     rate_per_minute: 30
     concurrency: 2
@@ -42,7 +42,7 @@ routes:
     source: site
     types: ["post.published"]
     where:
-      data.data.post_type: post
+      data.post_type: post
       actor.id: {present: true}
       subject.type: {prefix: "po"}
     to: [summarizer]
@@ -83,7 +83,7 @@ func TestParse_Automation(t *testing.T) {
 		t.Errorf("crm = %+v", crm)
 	}
 	want := Where{
-		{Path: "data.data.post_type", Op: relay.OpEq, Value: "post"},
+		{Path: "data.post_type", Op: relay.OpEq, Value: "post"},
 		{Path: "actor.id", Op: relay.OpPresent, Value: "true"},
 		{Path: "subject.type", Op: relay.OpPrefix, Value: "po"},
 	}
@@ -105,14 +105,14 @@ func TestValidate_AutomationNamesFields(t *testing.T) {
 	for _, c := range []struct {
 		name, edit, want string
 	}{
-		{"template syntax", `s/{"input": {{ json .data.data.content }}, "max_words": 60}/{"input": {{ json .data.data.content }/`,
+		{"template syntax", `s/{"input": {{ json .data.content }}, "max_words": 60}/{"input": {{ json .data.content }/`,
 			`targets[1].template: target "summarizer"`},
-		{"template not JSON", `s/{"input": {{ json .data.data.content }}, "max_words": 60}/{"input": {{ .type }}}/`,
+		{"template not JSON", `s/{"input": {{ json .data.content }}, "max_words": 60}/{"input": {{ .type }}}/`,
 			`targets[1].template: target "summarizer": trial render against a sample envelope`},
-		{"template unknown function", `s/json .data.data.content/env "HOME"/`, `function "env" not defined`},
-		{"where unknown field", `s/data.data.post_type: post/payload.type: post/`, `routes[0] (summaries).where.payload.type: "payload.type": the envelope has no field "payload"`},
+		{"template unknown function", `s/json .data.content/env "HOME"/`, `function "env" not defined`},
+		{"where unknown field", `s/data.post_type: post/payload.type: post/`, `routes[0] (summaries).where.payload.type: "payload.type": the envelope has no field "payload"`},
 		{"where unknown test", `s/{prefix: "po"}/{regex: "po"}/`, `routes[0] (summaries).where.subject.type: subject.type: unknown test "regex"`},
-		{"where null", `s/data.data.post_type: post/data.data.post_type: null/`, `routes[0] (summaries).where.data.data.post_type: a null value`},
+		{"where null", `s/data.post_type: post/data.post_type: null/`, `routes[0] (summaries).where.data.post_type: a null value`},
 		{"where present not bool", `s/{present: true}/{present: yes please}/`, `unknown test "present yes please (use true or false)"`},
 		{"where actor field", `s/actor.id:/actor.name:/`, `actor has the fields id and email`},
 		{"route from a target without reply_to", `s/source: site/source: "target:crm"/`, `routes[0] (summaries).source: target "crm" has no reply_to`},
@@ -129,6 +129,9 @@ func TestValidate_AutomationNamesFields(t *testing.T) {
 		{"out_of_order", `s/out_of_order: skip/out_of_order: drop/`, `targets[2].out_of_order: unknown value "drop"`},
 		{"coalesce without ordering", `s/ordering: subject/ordering: ""/`, `targets[2].coalesce: only with ordering: subject`},
 		{"negative budget", `s/daily_budget: 500/daily_budget: -1/`, `targets[1].daily_budget: must not be negative`},
+		{"unknown format", `s/{name: staging, kind: http,/{name: staging, kind: http, format: json,/`, `targets[3].format: unknown format "json" (use envelope, or raw`},
+		{"raw and a template", `s/    rate_per_minute: 30/    format: raw/`, `targets[1].format: raw sends the provider's body as it came and a template makes another body`},
+		{"raw to WordPress", `s/{name: results, kind: wordpress,/{name: results, kind: wordpress, format: raw,/`, `targets[0].format: raw is for http targets`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			text := sed(t, automationSample, c.edit)

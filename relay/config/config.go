@@ -187,7 +187,11 @@ type Target struct {
 	Auth Auth `yaml:"auth"`
 	// Template is a Go text/template producing the JSON body from the
 	// envelope (http targets); default: the envelope itself.
-	Template     string `yaml:"template"`
+	Template string `yaml:"template"`
+	// Format is what an http target receives: "envelope" (default), or
+	// "raw": the provider's request body exactly as it came, with its
+	// Content-Type, still signed and authenticated by the sidecar.
+	Format       string `yaml:"format"`
 	SuccessCodes []int  `yaml:"success_codes"` // default any 2xx
 	AllowPrivate bool   `yaml:"allow_private"` // http targets: allow loopback/private addresses
 	// ReplyTo names the target that receives a 2xx JSON answer as a result

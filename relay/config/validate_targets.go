@@ -109,6 +109,17 @@ func (c *Config) validateAutomation(t *Target, f string, p *problems) {
 	if j := t.Auth.JWT; j != nil && j.Secret == "" {
 		p.add(f+".auth.jwt.secret", "required")
 	}
+	switch t.Format {
+	case "", "envelope":
+	case "raw":
+		if t.Kind != "http" {
+			p.add(f+".format", "raw is for http targets; WordPress reads the canonical envelope")
+		} else if t.Template != "" {
+			p.add(f+".format", "raw sends the provider's body as it came and a template makes another body: set one or the other")
+		}
+	default:
+		p.add(f+".format", "unknown format %q (use envelope, or raw for the provider's body as it came)", t.Format)
+	}
 	if t.Template != "" {
 		if t.Kind != "http" {
 			p.add(f+".template", "templates are for http targets; WordPress receives the canonical envelope")

@@ -51,7 +51,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	now := l.d.Now()
 	resultErr := error(nil)
 	switch {
-	case errors.Is(err, errTemplate):
+	case unbuildable(err):
 		// The body could not be made: no request was sent, and trying
 		// again would make the same body.
 		res.Attempt.Error = err.Error()
@@ -102,7 +102,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	// The breaker hears about the target's health: an answer on purpose
 	// (2xx, or a final 4xx) means it is up. A body that could not be made
 	// says nothing about it.
-	if errors.Is(err, errTemplate) {
+	if unbuildable(err) {
 		l.breaker.Release()
 	} else {
 		l.breaker.Record(now, res.Status == relay.DeliverySucceeded || resultErr != nil || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))

@@ -43,6 +43,10 @@ type Target struct {
 	Signer        Signer
 	Auth          Auth      // http targets: bearer, basic or an HMAC header
 	Template      *Template // renders the body; nil = the envelope
+	// Raw sends the provider's request body as it came (with its
+	// Content-Type) instead of the envelope: format raw. It needs the
+	// Dispatcher's Raws.
+	Raw bool
 	SuccessCodes  []int     // default any 2xx
 	AllowPrivate  bool      // http targets only; wordpress targets are local by nature
 	Breaker       *Breaker  // nil: the defaults (5 failures, 30 s cool-down)
@@ -70,6 +74,11 @@ type Queue interface {
 	Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error)
 }
 
+// RawReader gives the request an event came in (relay.Ledger's Raw).
+type RawReader interface {
+	Raw(ctx context.Context, id string) (*relay.Raw, error)
+}
+
 // Dispatcher runs the delivery loops. Set fields before Run.
 type Dispatcher struct {
 	Queue     Queue
@@ -91,6 +100,8 @@ type Dispatcher struct {
 	// Counters keep daily budgets across restarts (cmd passes the store);
 	// nil = in memory only.
 	Counters relay.Counters
+	// Raws gives the requests events came in, for targets with Raw.
+	Raws RawReader
 
 	targets []*loop
 	byName  map[string]*loop

@@ -1,11 +1,13 @@
 package deliver
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -35,23 +37,27 @@ type HMACAuth struct {
 	TimestampHeader string
 }
 
+// errNoRaw marks a format raw delivery whose event has no stored request.
+var errNoRaw = errors.New("format raw")
+
+// unbuildable reports whether err says that an attempt's body cannot be
+// made (a template error, no raw request): trying again would not help.
+func unbuildable(err error) bool { return errors.Is(err, errTemplate) || errors.Is(err, errNoRaw) }
+
 // request builds an attempt's headers and body as of now (the traceparent
-// is the caller's). A body that cannot be rendered is an error wrapping
-// errTemplate.
-func (l *loop) request(job relay.Job, reqID string, now time.Time) ([]byte, http.Header, error) {
+// is the caller's). A body that cannot be made is an error for which
+// unbuildable is true.
+func (l *loop) request(ctx context.Context, job relay.Job, reqID string, now time.Time) ([]byte, http.Header, error) {
 	key := job.EventID + ":" + job.Target
-	body := []byte(job.Envelope)
-	if l.t.Template != nil {
-		var err error
-		if body, err = l.t.Template.Render(job.Envelope, now); err != nil {
-			return nil, nil, err
-		}
+	body, contentType, err := l.body(ctx, job, now)
+	if err != nil {
+		return nil, nil, err
 	}
 	h := http.Header{}
 	for k, v := range l.t.Headers {
 		h.Set(k, v)
 	}
-	h.Set("Content-Type", "application/json")
+	h.Set("Content-Type", contentType)
 	h.Set("User-Agent", l.d.UserAgent)
 	h.Set("Idempotency-Key", key)
 	h.Set("X-Request-Id", reqID)
@@ -65,6 +71,36 @@ func (l *loop) request(job relay.Job, reqID string, now time.Time) ([]byte, http
 		return nil, nil, err
 	}
 	return body, h, nil
+}
+
+// body returns an attempt's body and its media type: the envelope (of an
+// event stored by an earlier version, in today's layout), the template's
+// rendering of it, or with format raw the provider's request body as it
+// came, with its Content-Type.
+func (l *loop) body(ctx context.Context, job relay.Job, now time.Time) ([]byte, string, error) {
+	env := relay.UpgradeEnvelope(job.Envelope)
+	switch {
+	case l.t.Raw:
+		if l.d.Raws == nil {
+			return nil, "", fmt.Errorf("%w: no store to read the event's request from", errNoRaw)
+		}
+		raw, err := l.d.Raws.Raw(ctx, job.EventID)
+		if errors.Is(err, relay.ErrNotFound) || err == nil && (raw == nil || len(raw.Body) == 0) {
+			return nil, "", fmt.Errorf("%w: event %s has no stored request body (imported without one): send it as an envelope", errNoRaw, job.EventID)
+		}
+		if err != nil {
+			return nil, "", fmt.Errorf("format raw: read the event's request: %w", err)
+		}
+		ct := http.Header(raw.Header).Get("Content-Type")
+		if ct == "" {
+			ct = "application/json"
+		}
+		return raw.Body, ct, nil
+	case l.t.Template != nil:
+		b, err := l.t.Template.Render(env, now)
+		return b, "application/json", err
+	}
+	return env, "application/json", nil
 }
 
 // authorize sets the credentials of one try: the Signer's JWT and Standard
@@ -113,8 +149,12 @@ func (d *Dispatcher) Preview(ev *relay.Event, del relay.Delivery) *relay.Request
 	}
 	job := relay.Job{EventID: ev.ID, Target: del.Target, Type: ev.Type, Source: ev.Source, Tenant: ev.Tenant,
 		Envelope: ev.Envelope, TraceParent: ev.TraceParent, Mirror: del.Mirror}
-	body, h, err := l.request(job, randomHex(12), d.Now())
 	req := &relay.Request{Method: http.MethodPost, URL: l.redact.String(l.t.URL)}
+	if l.t.Raw {
+		req.Error = "format raw: the body would be the provider's request body as it came (GET /admin/v1/events/" + ev.ID + "/raw)"
+		return req
+	}
+	body, h, err := l.request(context.Background(), job, randomHex(12), d.Now())
 	if err != nil {
 		req.Error = l.redact.String(err.Error())
 		return req

@@ -26,7 +26,7 @@ import (
 func (l *loop) send(ctx context.Context, job relay.Job, reqID string) (int, http.Header, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, l.t.Timeout)
 	defer cancel()
-	body, h, err := l.request(job, reqID, l.d.Now())
+	body, h, err := l.request(ctx, job, reqID, l.d.Now())
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -215,7 +215,7 @@ func (in *Ingress) event(src *Source, tenant string, it provider.Item, now time.
 		Source: src.Name, Tenant: tenant, Type: it.Type,
 		IdempotencyKey: relay.IdempotencyKey(src.Name, tenant, it.ID, it.Body),
 		ReceivedAt:     now, OccurredAt: it.OccurredAt, TraceParent: traceparent,
-		Normal: it.Normal, Data: it.Body, Discard: it.Discard,
+		Normal: it.Normal, Data: it.EnvelopeData(), Discard: it.Discard,
 	}, in.Router, now, in.Preview)
 }
 

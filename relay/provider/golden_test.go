@@ -95,7 +95,7 @@ func goldenEnvelope(kind string, it Item) relay.Envelope {
 	ev, err := relay.NewEvent(relay.Draft{
 		ID: goldenEventID, Source: kind, Type: it.Type,
 		IdempotencyKey: relay.IdempotencyKey(kind, "", it.ID, it.Body),
-		ReceivedAt:     testNow, OccurredAt: it.OccurredAt, Normal: it.Normal, Data: it.Body,
+		ReceivedAt:     testNow, OccurredAt: it.OccurredAt, Normal: it.Normal, Data: it.EnvelopeData(),
 	}, nil, testNow, nil)
 	var env relay.Envelope
 	if err == nil {

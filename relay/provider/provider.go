@@ -48,7 +48,10 @@ type Item struct {
 	Type       string          // event type, e.g. "invoice.created"
 	OccurredAt time.Time       // zero when the provider does not say
 	Body       json.RawMessage // this event's JSON (an element of a batch, or the whole body); always valid JSON, which relay.Envelope.Encode relies on
-	Discard    bool            // stored with status discarded and never routed (GitHub ping)
+	// Data is the provider's object, the envelope's "data" (see DataOf):
+	// a part of Body, or nil when it is Body itself. Valid JSON when set.
+	Data    json.RawMessage
+	Discard bool // stored with status discarded and never routed (GitHub ping)
 	// Normal is the kind's reading of the event for the envelope: actor,
 	// subject and action, as far as the provider says. Empty fields are
 	// completed by relay.NewEnvelope's generic rules.

@@ -75,7 +75,7 @@ func (s *Standard) Parse(r *Request) (*Parsed, error) {
 		return nil, err
 	}
 	sh := standardHeadersOf(r.Header)
-	it := Item{ID: sh.id, Type: ev.Type, Body: r.Body}
+	it := Item{ID: sh.id, Type: ev.Type, Body: r.Body, Data: standardData(r.Body)}
 	if ts, ok := jsonString(ev.Timestamp); ok {
 		if t, err := time.Parse(time.RFC3339, ts); err == nil {
 			it.OccurredAt = t.UTC()

@@ -149,7 +149,10 @@ func (s *Stripe) Parse(r *Request) (*Parsed, error) {
 			data = v
 		}
 	})
-	it := Item{Body: r.Body}
+	it := Item{Body: r.Body, Data: data}
+	if data == nil {
+		it.Data = json.RawMessage("null")
+	}
 	var err error
 	if it.ID, err = stringField("id", id); err != nil {
 		return nil, err

@@ -402,6 +402,7 @@ func (w *WordPress) Parse(r *Request) (*Parsed, error) {
 		return nil, fmt.Errorf("%w: idempotency_key: must equal the webhook-id header", relay.ErrInvalidEvent)
 	}
 	it.Normal = wpNormal(ref, ev.Data)
+	it.Data = ev.Data
 	return &Parsed{
 		Items:        []Item{it},
 		Nonce:        c.ID,

@@ -77,7 +77,8 @@ class WPRelay_Dispatcher {
 			$this->receipts->transition( $id, 'dispatching', 'failed', 'stored event is not JSON' );
 			return;
 		}
-		$meta = array(
+		$event = self::current_layout( $event );
+		$meta  = array(
 			'receipt_id'      => $id,
 			'idempotency_key' => $row['idempotency_key'],
 			'trace_id'        => $row['trace_id'],
@@ -92,7 +93,7 @@ class WPRelay_Dispatcher {
 			 *
 			 * @param array $event The canonical envelope: id, source, tenant, type,
 			 *                     idempotency_key, occurred_at, received_at, actor,
-			 *                     subject, action, data (the provider's payload).
+			 *                     subject, action, data (the provider's object).
 			 * @param array $meta  receipt_id, idempotency_key, trace_id.
 			 */
 			do_action( 'wprelay_event', $event, $meta );
@@ -122,5 +123,35 @@ class WPRelay_Dispatcher {
 		foreach ( $this->receipts->stuck( 'stored', self::LOST_AFTER, 50 ) as $id ) {
 			$this->schedule( $id );
 		}
+	}
+
+	/**
+	 * Returns a stored event in the envelope layout of this version.
+	 *
+	 * Receipts stored by earlier versions hold envelopes whose `data` was the
+	 * provider's whole body; since then it is the provider's object (a
+	 * Stripe event's `data`, a WordPress event's `data`, a Standard Webhooks
+	 * payload's `data`). The sidecar converts its own stored events the
+	 * same way (relay.UpgradeEnvelope), so handlers see one layout.
+	 *
+	 * @param array $event A stored envelope.
+	 * @return array
+	 */
+	public static function current_layout( array $event ): array {
+		$type = isset( $event['type'] ) ? (string) $event['type'] : '';
+		$body = isset( $event['data'] ) && is_array( $event['data'] ) ? $event['data'] : null;
+		if ( null === $body || '' === $type || ! empty( $event['causation_id'] ) || ! array_key_exists( 'data', $body ) ) {
+			return $event;
+		}
+		$str    = static function ( $name ) use ( $body ) {
+			return isset( $body[ $name ] ) && is_string( $body[ $name ] ) ? $body[ $name ] : '';
+		};
+		$stripe = 'event' === $str( 'object' ) && $str( 'type' ) === $type && '' !== $str( 'id' );
+		$wp     = $str( 'event_type' ) === $type && '' !== $str( 'idempotency_key' ) && is_array( $body['data'] );
+		$std    = 3 === count( $body ) && $str( 'type' ) === $type && array_key_exists( 'timestamp', $body ) && null !== $body['data'];
+		if ( $stripe || $wp || $std ) {
+			$event['data'] = $body['data'];
+		}
+		return $event;
 	}
 }

@@ -207,7 +207,7 @@ abstract class WPRelay_REST_Controller extends WP_REST_Controller {
 	 */
 	protected function data_schema(): array {
 		return array(
-			'description'          => __( 'The provider\'s payload.', 'wprelay' ),
+			'description'          => __( 'The provider\'s object.', 'wprelay' ),
 			'type'                 => 'object',
 			'additionalProperties' => true,
 			'required'             => true,

@@ -23,6 +23,10 @@ if ( ! function_exists( 'wp_json_encode' ) ) {
 }
 require_once dirname( __DIR__ ) . '/includes/class-wprelay-crypto-exception.php';
 require_once dirname( __DIR__ ) . '/includes/class-wprelay-crypto.php';
+if ( ! defined( 'ABSPATH' ) ) {
+	define( 'ABSPATH', __DIR__ . '/' ); // only for files that guard on it, such as the dispatcher's.
+}
+require_once dirname( __DIR__ ) . '/includes/class-wprelay-dispatcher.php';
 
 /**
  * Returns testdata/wp/fixtures.json, made by the Go side with golang-jwt
