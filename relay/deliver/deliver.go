@@ -46,10 +46,10 @@ type Target struct {
 	// Raw sends the provider's request body as it came (with its
 	// Content-Type) instead of the envelope: format raw. It needs the
 	// Dispatcher's Raws.
-	Raw bool
-	SuccessCodes  []int     // default any 2xx
-	AllowPrivate  bool      // http targets only; wordpress targets are local by nature
-	Breaker       *Breaker  // nil: the defaults (5 failures, 30 s cool-down)
+	Raw          bool
+	SuccessCodes []int    // default any 2xx
+	AllowPrivate bool     // http targets only; wordpress targets are local by nature
+	Breaker      *Breaker // nil: the defaults (5 failures, 30 s cool-down)
 	// ReplyTo names the target a 2xx JSON answer goes to, as a result event
 	// (see Dispatcher.Router); "" = answers are dropped.
 	ReplyTo string
