@@ -30,7 +30,7 @@ type Main struct {
 	Config config.Config
 	Logger *slog.Logger
 
-	Store      storeBackend // the configured store
+	Store      *openedStore // the configured store
 	DB         *store.DB    // Store when it is the bbolt one, else nil
 	Dispatcher *deliver.Dispatcher
 	Metrics    *metrics.Metrics
@@ -84,8 +84,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		return err
 	}
 	undo = append(undo, func() { db.Close() })
-	m.Store = db
-	m.DB, _ = db.(*store.DB)
+	m.Store, m.DB = db, db.Bolt
 
 	sources, err := buildSources(cfg)
 	if err != nil {
@@ -106,18 +105,18 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	}
 	undo = append(undo, func() { _ = shutdownTracing(context.WithoutCancel(ctx)) })
 	m.shutdownTracing = shutdownTracing
-	m.Dispatcher = deliver.New(db, targets, log.With(relay.LogKeyComponent, "deliver"))
+	m.Dispatcher = deliver.New(db.Queue, targets, log.With(relay.LogKeyComponent, "deliver"))
 	m.Dispatcher.Tracer = tracer
-	m.Dispatcher.Counters = db
+	m.Dispatcher.Counters = db.Counters
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
 	m.Dispatcher.Router = router
-	m.Dispatcher.Raws = db // format raw targets
+	m.Dispatcher.Raws = db.Admin // format raw targets
 	m.Dispatcher.ResultTTL = cfg.Retention.Dedupe.D()
 	m.Dispatcher.MaxAnswer = cfg.Limits.MaxBody
-	m.Metrics.Register(&metrics.Gauges{Stats: db.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
+	m.Metrics.Register(&metrics.Gauges{Stats: db.Admin.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
 
-	in := ingress.New(db, router, sources, log.With(relay.LogKeyComponent, "ingress"))
+	in := ingress.New(db.Queue, router, sources, log.With(relay.LogKeyComponent, "ingress"))
 	in.MaxBody = cfg.Limits.MaxBody
 	in.MaxQueue = cfg.Limits.MaxQueue
 	in.MaxBatch, in.MaxDepth = cfg.Limits.MaxBatch, cfg.Limits.MaxDepth
@@ -132,21 +131,19 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		in.Limits.TrustedProxies = append(in.Limits.TrustedProxies, p)
 	}
 
-	api := admin.New(db, cfg.Admin.Token.Reveal(), log.With(relay.LogKeyComponent, "admin"))
+	api := admin.New(db.Admin, cfg.Admin.Token.Reveal(), log.With(relay.LogKeyComponent, "admin"))
 	api.Version = version
-	if m.DB != nil {
-		api.Backup = m.DB
-	}
+	api.Backup = db.Backup
 	api.Notify = m.Dispatcher.Notify
 	api.Targets = m.targetHealth
-	api.Queue, api.DedupeTTL, api.MaxQueue = db, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
+	api.Queue, api.DedupeTTL, api.MaxQueue = db.Queue, cfg.Retention.Dedupe.D(), cfg.Limits.MaxQueue
 	api.Router, api.Preview = router, m.Dispatcher.Preview
 	api.Handle(http.MethodGet, "/metrics", m.Metrics.Handler())
 	api.Checks = func(ctx context.Context) map[string]string {
 		checks := map[string]string{"store": "ok", "dispatcher": "ok", "draining": "ok"}
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		if _, err := db.Stats(ctx); err != nil {
+		if _, err := db.Admin.Stats(ctx); err != nil {
 			checks["store"] = "cannot read: " + err.Error()
 		}
 		if !m.Dispatcher.Running() {
@@ -247,7 +244,7 @@ func (m *Main) prune(ctx context.Context) {
 	for {
 		for {
 			now := time.Now()
-			n, err := m.Store.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
+			n, err := m.Store.Pruner.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
 			if err != nil {
 				if ctx.Err() == nil {
 					m.Logger.Error("prune", slog.String(relay.LogKeyError, err.Error()))

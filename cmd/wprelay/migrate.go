@@ -146,7 +146,7 @@ func cmdMigrateStore(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer dst.Close()
-	db := dst.(*mysql.DB)
+	db := dst.MySQL // store.kind is mysql (checked above)
 
 	strict := map[string]bool{} // sources whose keys carry a body hash
 	for _, s := range cfg.Sources {

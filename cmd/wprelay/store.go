@@ -16,21 +16,35 @@ import (
 	"github.com/wprelay/wprelay/store/mysql"
 )
 
-// storeBackend is what Main needs from a store: the bbolt file or the
-// MySQL/MariaDB database.
-type storeBackend interface {
-	relay.Queue
-	admin.Store
-	relay.Pruner
-	relay.Counters
-	Size() int64
-	ResealAll(ctx context.Context, batch int, progress func(done int)) (int, error)
-	Close() error
+// openedStore is the configured store, the bbolt file or the
+// MySQL/MariaDB database, as each part of the daemon uses it: wired from
+// the concrete type openStore opened, each field one capability.
+type openedStore struct {
+	Queue     relay.Queue
+	Admin     admin.Store
+	Pruner    relay.Pruner
+	Counters  relay.Counters
+	Backup    admin.Backuper // nil: the store is copied with its own tools
+	Bolt      *store.DB      // the bbolt store, or nil
+	MySQL     *mysql.DB      // the MySQL store, or nil
+	Size      func() int64
+	ResealAll func(ctx context.Context, batch int, progress func(done int)) (int, error)
+	Close     func() error
+}
+
+func boltStore(db *store.DB) *openedStore {
+	return &openedStore{Queue: db, Admin: db, Pruner: db, Counters: db, Backup: db, Bolt: db,
+		Size: db.Size, ResealAll: db.ResealAll, Close: db.Close}
+}
+
+func mysqlStore(db *mysql.DB) *openedStore {
+	return &openedStore{Queue: db, Admin: db, Pruner: db, Counters: db, MySQL: db,
+		Size: db.Size, ResealAll: db.ResealAll, Close: db.Close}
 }
 
 // openStore opens the store that cfg.Store selects: the bbolt file in the
 // data dir, or the tables of store.dsn (migrating their schema first).
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommit func(int, time.Duration)) (storeBackend, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommit func(int, time.Duration)) (*openedStore, error) {
 	if cfg.Store.Kind == "mysql" {
 		var sealer *mysql.Sealer
 		if len(cfg.Encryption.Keys) > 0 {
@@ -54,7 +68,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommi
 		if err != nil {
 			return nil, err
 		}
-		return db, nil
+		return mysqlStore(db), nil
 	}
 	sealer, err := buildSealer(cfg.Encryption)
 	if err != nil {
@@ -66,7 +80,7 @@ func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, onCommi
 	if err != nil {
 		return nil, err
 	}
-	return db, nil
+	return boltStore(db), nil
 }
 
 // buildSealer returns the store's sealer, or nil when encryption is off.

@@ -74,7 +74,7 @@ type Queue interface {
 	Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, error)
 }
 
-// RawReader gives the request an event came in (relay.Ledger's Raw).
+// RawReader gives the request an event came in (a store's Raw).
 type RawReader interface {
 	Raw(ctx context.Context, id string) (*relay.Raw, error)
 }
