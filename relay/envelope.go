@@ -66,14 +66,26 @@ func NewEnvelope(ev *Event, n Normal, data json.RawMessage) Envelope {
 }
 
 // IdempotencyKey returns "{source}:{tenant}:{id}", or, when the provider
-// gives no id, "{source}:{tenant}:sha256:{hex of body}".
+// gives no id, BodyKey's "{source}:{tenant}:sha256:{hex of body}". The two
+// key spaces cannot meet: an id that starts with "sha256:" (or with "=",
+// the escape itself) is written "={id}", so that a sender cannot take the
+// key of an id-less body by naming its hash.
 func IdempotencyKey(source, tenant, id string, body []byte) string {
-	key := source + ":" + tenant + ":"
-	if id != "" {
-		return key + id
+	if id == "" {
+		return BodyKey(source, tenant, body)
 	}
+	if strings.HasPrefix(id, "sha256:") || strings.HasPrefix(id, "=") {
+		id = "=" + id
+	}
+	return source + ":" + tenant + ":" + id
+}
+
+// BodyKey returns "{source}:{tenant}:sha256:{hex of body}": the key of an
+// event without an id, and the second key (relay.Incoming.BodyKey) of one
+// whose id comes from an unsigned header.
+func BodyKey(source, tenant string, body []byte) string {
 	sum := sha256.Sum256(body)
-	return key + "sha256:" + hex.EncodeToString(sum[:])
+	return source + ":" + tenant + ":sha256:" + hex.EncodeToString(sum[:])
 }
 
 // SplitType derives a subject type and an action from an event type:

@@ -21,6 +21,11 @@ type Incoming struct {
 	BodyHash [32]byte
 	// KeyExpires is when the idempotency key may be forgotten.
 	KeyExpires time.Time
+	// BodyKey, when set, is a second idempotency key, kept as long:
+	// the body's hash (BodyKey), for kinds whose event id comes from an
+	// unsigned header, so that a signed body re-sent under a new id is a
+	// duplicate of the event that stored it.
+	BodyKey string
 }
 
 // Batch is what one request commits: all of it or none of it.

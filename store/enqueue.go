@@ -18,6 +18,7 @@ import (
 type prepared struct {
 	id        string
 	key       []byte
+	bodyKey   []byte // relay.Incoming.BodyKey; nil for none
 	hash      [32]byte
 	expires   uint64 // key expiry (nanos); never for a zero KeyExpires
 	notBefore uint64 // keys expiring at or before this are forgotten
@@ -84,6 +85,9 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		p := &preps[i]
 		p.id = e.ID
 		p.key = []byte(e.IdempotencyKey)
+		if in.BodyKey != "" && in.BodyKey != e.IdempotencyKey {
+			p.bodyKey = []byte(in.BodyKey)
+		}
 		p.hash = in.BodyHash
 		p.expires = nanos(in.KeyExpires)
 		if in.KeyExpires.IsZero() {
@@ -154,6 +158,11 @@ func (p *prepared) records() [][3][]byte {
 		[3][]byte{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)},
 		[3][]byte{bucketKeyExp, timedKey(nil, p.expires, p.key), nil},
 	)
+	if p.bodyKey != nil {
+		puts = append(puts,
+			[3][]byte{bucketKeys, p.bodyKey, keyRecord(p.expires, p.hash, p.id)},
+			[3][]byte{bucketKeyExp, timedKey(nil, p.expires, p.bodyKey), nil})
+	}
 	if p.envelope != nil {
 		puts = append(puts, [3][]byte{bucketEnvelopes, id, p.envelope})
 	}
@@ -214,16 +223,23 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 		}
 		for i := range preps {
 			p := &preps[i]
-			if v := w.b(bucketKeys).Get(p.key); v != nil {
-				exp, hash, id, ok := parseKeyRecord(v)
-				if ok && exp > p.notBefore {
-					outs[i] = relay.Outcome{ID: id, Duplicate: hash == p.hash, Conflict: hash != p.hash}
-					continue
+			out, known, err := seen(w, p.key, p)
+			if err != nil {
+				return err
+			}
+			if !known && p.bodyKey != nil {
+				// The same body under another id: a duplicate, whatever
+				// the hashes say (the body is the same).
+				if out, known, err = seen(w, p.bodyKey, p); known {
+					out = relay.Outcome{ID: out.ID, Duplicate: true}
 				}
-				// Expired but not pruned yet: forget it.
-				if err := w.b(bucketKeyExp).Delete(timedKey(nil, exp, p.key)); err != nil {
+				if err != nil {
 					return err
 				}
+			}
+			if known {
+				outs[i] = out
+				continue
 			}
 			if err := db.insert(w, p, owners); err != nil {
 				return err
@@ -238,6 +254,20 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 	}
 	db.pending.Add(added)
 	return outs, nil
+}
+
+// seen looks key up for p: known (with the outcome) when it is stored and
+// not expired at p's receipt; an expired one not pruned yet is forgotten.
+func seen(w *wtx, key []byte, p *prepared) (relay.Outcome, bool, error) {
+	v := w.b(bucketKeys).Get(key)
+	if v == nil {
+		return relay.Outcome{}, false, nil
+	}
+	exp, hash, id, ok := parseKeyRecord(v)
+	if ok && exp > p.notBefore {
+		return relay.Outcome{ID: id, Duplicate: hash == p.hash, Conflict: hash != p.hash}, true, nil
+	}
+	return relay.Outcome{}, false, w.b(bucketKeyExp).Delete(timedKey(nil, exp, key))
 }
 
 // insert writes a new event with its deliveries, indexes, key and raw

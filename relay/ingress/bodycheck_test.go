@@ -98,3 +98,45 @@ func TestIngress_BatchOverMaxBatch(t *testing.T) {
 		t.Fatalf("3 events, max 3: %d %v", code, body)
 	}
 }
+
+// A GitHub request captured and re-sent under a new X-GitHub-Delivery
+// (which the signature does not cover) is a duplicate of the first: the
+// body's hash is a dedupe key too. It was accepted and delivered again.
+func TestIngress_ResentBodyUnderNewIDIsDuplicate(t *testing.T) {
+	in, db := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
+	w, first := serve(in, githubRequest("s", `{"action":"opened","number":7}`, "d1", ""))
+	if w.Code != 202 {
+		t.Fatalf("first: %d %v", w.Code, first)
+	}
+	w, again := serve(in, githubRequest("s", `{"action":"opened","number":7}`, "d2", ""))
+	if w.Code != 200 || again["status"] != "duplicate" || again["id"] != first["id"] {
+		t.Fatalf("re-sent under a new id: %d %v, want 200 duplicate of %v", w.Code, again, first["id"])
+	}
+	w, other := serve(in, githubRequest("s", `{"action":"opened","number":8}`, "d3", ""))
+	if w.Code != 202 || other["id"] == first["id"] {
+		t.Fatalf("another body: %d %v", w.Code, other)
+	}
+	s, err := db.Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Events[relay.EventDiscarded] + s.Events[relay.EventQueued]; n != 2 {
+		t.Errorf("store holds %d events, want 2", n)
+	}
+}
+
+// An explicit id "sha256:<hex>" cannot take the key an id-less body gets.
+func TestIdempotencyKey_ExplicitHashIDCannotMeetBodyKey(t *testing.T) {
+	body := []byte(`{"a":1}`)
+	bodyKey := relay.IdempotencyKey("hm", "t", "", body)
+	sum := strings.TrimPrefix(bodyKey, "hm:t:")
+	if got := relay.IdempotencyKey("hm", "t", sum, []byte(`{"other":2}`)); got == bodyKey {
+		t.Errorf("explicit id %q got the body's key %q", sum, got)
+	}
+	if a, b := relay.IdempotencyKey("hm", "t", "=x", nil), relay.IdempotencyKey("hm", "t", "x", nil); a == b {
+		t.Errorf("ids =x and x share the key %q", a)
+	}
+	if got := relay.IdempotencyKey("hm", "t", "evt_1", nil); got != "hm:t:evt_1" {
+		t.Errorf("plain id key = %q, want hm:t:evt_1", got)
+	}
+}

@@ -89,7 +89,7 @@ func TestIngress_RateLimitPerIP(t *testing.T) {
 	codes := map[int]int{}
 	var retryAfter string
 	for i := range 5 {
-		w, _ := serve(in, githubRequest("s", `{}`, "flood-"+string(rune('a'+i)), "192.0.2.1:5000"))
+		w, _ := serve(in, githubRequestUnique("s", "flood-"+string(rune('a'+i)), "192.0.2.1:5000"))
 		codes[w.Code]++
 		if w.Code == 429 {
 			retryAfter = w.Header().Get("Retry-After")
@@ -99,12 +99,12 @@ func TestIngress_RateLimitPerIP(t *testing.T) {
 		t.Fatalf("flood: %v Retry-After %q", codes, retryAfter)
 	}
 	// Another client of the same source is still served.
-	if w, body := serve(in, githubRequest("s", `{}`, "other", "192.0.2.2:5000")); w.Code != 202 {
+	if w, body := serve(in, githubRequestUnique("s", "other", "192.0.2.2:5000")); w.Code != 202 {
 		t.Fatalf("other IP: %d %v", w.Code, body)
 	}
 	// A second later the first client has tokens again.
 	now = now.Add(time.Second)
-	if w, _ := serve(in, githubRequest("s", `{}`, "later", "192.0.2.1:5000")); w.Code != 202 {
+	if w, _ := serve(in, githubRequestUnique("s", "later", "192.0.2.1:5000")); w.Code != 202 {
 		t.Fatalf("after a second: %d", w.Code)
 	}
 }
@@ -113,8 +113,8 @@ func TestIngress_RateLimitPerSource(t *testing.T) {
 	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
 	in.Limits = &Limits{SourceRate: 1}
 	in.Now = func() time.Time { return time.Unix(1_800_000_000, 0) }
-	w1, _ := serve(in, githubRequest("s", `{}`, "1", "192.0.2.1:1"))
-	w2, body := serve(in, githubRequest("s", `{}`, "2", "192.0.2.9:1"))
+	w1, _ := serve(in, githubRequestUnique("s", "1", "192.0.2.1:1"))
+	w2, body := serve(in, githubRequestUnique("s", "2", "192.0.2.9:1"))
 	if w1.Code != 202 || w2.Code != 429 || body["error"] != "rate_limited" {
 		t.Fatalf("%d %d %v", w1.Code, w2.Code, body)
 	}
@@ -139,7 +139,7 @@ func TestIngress_AllowIPsAndTrustedProxy(t *testing.T) {
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			r := githubRequest("s", `{}`, "ip-"+string(rune('a'+i)), c.remote)
+			r := githubRequestUnique("s", "ip-"+string(rune('a'+i)), c.remote)
 			if c.xff != "" {
 				r.Header.Set("X-Forwarded-For", c.xff)
 			}
@@ -185,7 +185,7 @@ func TestIngress_OversizedWhileReading(t *testing.T) {
 func TestIngress_QueueFull(t *testing.T) {
 	in, _ := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
 	in.MaxQueue = 0
-	w, body := serve(in, githubRequest("s", `{}`, "q", ""))
+	w, body := serve(in, githubRequestUnique("s", "q", ""))
 	if w.Code != 503 || body["error"] != "unavailable" || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("%d %v %v", w.Code, body, w.Header())
 	}
@@ -211,7 +211,7 @@ func TestRedact(t *testing.T) {
 func TestIngress_TraceparentContinuedOrStarted(t *testing.T) {
 	in, db := mustIngress(t, githubSource(t, "gh", Tenant{Keys: [][]byte{[]byte("s")}}))
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	r := githubRequest("s", `{}`, "t1", "")
+	r := githubRequestUnique("s", "t1", "")
 	r.Header.Set("Traceparent", parent)
 	_, body := serve(in, r)
 	ev, err := db.Event(t.Context(), body["id"].(string))
@@ -219,7 +219,7 @@ func TestIngress_TraceparentContinuedOrStarted(t *testing.T) {
 		t.Fatalf("continued: %q %v", ev.TraceParent, err)
 	}
 	for _, bad := range []string{"", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"} {
-		r := githubRequest("s", `{}`, "t-"+bad, "")
+		r := githubRequestUnique("s", "t-"+bad, "")
 		if bad != "" {
 			r.Header.Set("Traceparent", bad)
 		}
@@ -265,4 +265,10 @@ func TestWriteStatusID_SameBytesAsJSON(t *testing.T) {
 			t.Errorf("writeStatusID = %q (%s), want %q (%s)", got.Body, got.Header().Get("Content-Type"), want.Body, want.Header().Get("Content-Type"))
 		}
 	}
+}
+
+// githubRequestUnique is githubRequest with a body of its own: the same
+// body under another delivery id is a duplicate.
+func githubRequestUnique(secret, delivery, remote string) *http.Request {
+	return githubRequest(secret, `{"delivery":"`+delivery+`"}`, delivery, remote)
 }

@@ -134,6 +134,9 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		b.Events = append(b.Events, relay.Incoming{
 			Event: ev, Raw: raw, BodyHash: bodyHash(parsed, it.Body), KeyExpires: now.Add(in.DedupeTTL),
 		})
+		if parsed.BodyKeys {
+			b.Events[len(b.Events)-1].BodyKey = relay.BodyKey(src.Name, tenant, it.Body)
+		}
 	}
 	cspan := in.child(r, "commit")
 	outcomes, err := in.Queue.Enqueue(r.Context(), b)

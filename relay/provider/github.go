@@ -125,7 +125,7 @@ func (g *GitHub) Parse(r *Request) (*Parsed, error) {
 		it.Subject = relay.Subject{ID: id, Type: name}
 		break
 	}
-	return &Parsed{Items: []Item{it}}, nil
+	return &Parsed{Items: []Item{it}, BodyKeys: true}, nil
 }
 
 // Sign sets the headers GitHub sends: the event (the part of typ before

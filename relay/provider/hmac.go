@@ -317,7 +317,8 @@ func (v *HMAC) Parse(r *Request) (*Parsed, error) {
 			it.OccurredAt = unixOrMilli(n).UTC()
 		}
 	}
-	return &Parsed{Items: []Item{it}}, nil
+	// An id from a header is not signed: the body's hash keys it too.
+	return &Parsed{Items: []Item{it}, BodyKeys: v.idHeader != ""}, nil
 }
 
 // lookupPath returns the value at path in the JSON document doc: a string's

@@ -79,6 +79,11 @@ type Parsed struct {
 	// (HubSpot's attemptNumber, Stripe's pending_webhooks), so for them a
 	// known key is always a duplicate.
 	StrictKeys bool
+	// BodyKeys is set by kinds whose event id comes from a header the
+	// signature does not cover (github, shopify, woocommerce, hmac with
+	// id_header): the body's hash is then a dedupe key too, so that a
+	// captured request re-sent under a new id is a duplicate.
+	BodyKeys bool
 	// Ack, when set, replaces the 202 answer once the events are stored:
 	// Slack wants an empty 200 for interactivity and slash commands (their
 	// answer body is shown to the user).

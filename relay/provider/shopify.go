@@ -105,7 +105,7 @@ func (s *Shopify) Parse(r *Request) (*Parsed, error) {
 		loose(b.Customer, &c)
 		it.Actor = relay.Actor{ID: refID(b.Customer), Email: first(b.Email, b.ContactEmail, c.Email)}
 	}
-	return &Parsed{Items: []Item{it}}, nil
+	return &Parsed{Items: []Item{it}, BodyKeys: true}, nil
 }
 
 // Sign sets the headers Shopify sends: the HMAC, the topic typ, a webhook

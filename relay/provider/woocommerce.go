@@ -139,7 +139,7 @@ func (w *WooCommerce) Parse(r *Request) (*Parsed, error) {
 		}
 		it.Actor.Email = res.Billing.Email
 	}
-	return &Parsed{Items: []Item{it}}, nil
+	return &Parsed{Items: []Item{it}, BodyKeys: true}, nil
 }
 
 // Sign sets the headers WooCommerce sends with a delivery: the topic typ

@@ -90,22 +90,35 @@ func (s *MemStore) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome
 	// Decide every outcome first, so that an error leaves nothing behind.
 	outs := make([]relay.Outcome, len(ins))
 	taken := map[string]memKey{} // keys this batch takes
+	known := func(key string, at time.Time) (memKey, bool) {
+		k, ok := taken[key]
+		if !ok {
+			k, ok = s.keys[key]
+			ok = ok && (k.expires.IsZero() || k.expires.After(at))
+		}
+		return k, ok
+	}
 	for i := range ins {
 		e := &ins[i].Event
-		k, ok := taken[e.IdempotencyKey]
-		if !ok {
-			k, ok = s.keys[e.IdempotencyKey]
-			ok = ok && (k.expires.IsZero() || k.expires.After(e.ReceivedAt))
-		}
-		if ok {
+		if k, ok := known(e.IdempotencyKey, e.ReceivedAt); ok {
 			dup := k.hash == ins[i].BodyHash
 			outs[i] = relay.Outcome{ID: k.id, Duplicate: dup, Conflict: !dup}
 			continue
+		}
+		if bk := ins[i].BodyKey; bk != "" {
+			// The same body under another id: a duplicate.
+			if k, ok := known(bk, e.ReceivedAt); ok {
+				outs[i] = relay.Outcome{ID: k.id, Duplicate: true}
+				continue
+			}
 		}
 		if _, stored := s.events[e.ID]; stored {
 			return nil, fmt.Errorf("enqueue: event %s already stored", e.ID)
 		}
 		taken[e.IdempotencyKey] = memKey{hash: ins[i].BodyHash, id: e.ID, expires: ins[i].KeyExpires}
+		if bk := ins[i].BodyKey; bk != "" {
+			taken[bk] = taken[e.IdempotencyKey]
+		}
 		outs[i] = relay.Outcome{ID: e.ID}
 	}
 	if b.Nonce != "" {
@@ -118,6 +131,9 @@ func (s *MemStore) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome
 			continue
 		}
 		s.keys[in.Event.IdempotencyKey] = taken[in.Event.IdempotencyKey]
+		if in.BodyKey != "" {
+			s.keys[in.BodyKey] = taken[in.BodyKey]
+		}
 		me := &memEvent{ev: in.Event}
 		me.ev.Envelope = slices.Clone(in.Event.Envelope)
 		me.ev.Deliveries = nil

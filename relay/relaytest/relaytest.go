@@ -76,6 +76,7 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "GivenID", testEnqueueGivenID)
 		run(t, "Duplicate", testEnqueueDuplicate)
 		run(t, "DuplicateInBatch", testEnqueueDuplicateInBatch)
+		run(t, "BodyKey", testEnqueueBodyKey)
 		run(t, "Conflict", testEnqueueConflict)
 		run(t, "ConflictInBatch", testEnqueueConflictInBatch)
 		run(t, "NonceReplayed", testEnqueueNonceReplayed)

@@ -30,6 +30,7 @@ type prepared struct {
 	given    bool // the caller chose the id
 	ev       *relay.Event
 	keyHash  [32]byte
+	bodyKey  string // relay.Incoming.BodyKey; "" for none
 	bodyHash [32]byte
 	expires  time.Time // zero: never
 	received time.Time
@@ -97,6 +98,9 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		}
 		p.received = e.ReceivedAt.UTC()
 		p.keyHash = hashKey(keyLabel, e.IdempotencyKey)
+		if in.BodyKey != e.IdempotencyKey {
+			p.bodyKey = in.BodyKey
+		}
 		p.bodyHash = in.BodyHash
 		p.expires = in.KeyExpires
 		p.status = e.Status
@@ -236,10 +240,6 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 	}
 
 	// Idempotency keys.
-	type item struct {
-		op *enqueueOp
-		i  int
-	}
 	var items []item
 	for _, op := range ops {
 		if op.err == nil {
@@ -310,7 +310,10 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 		}
 	}
 	claimed := map[[32]byte]bool{}
-	var news []*prepared
+	var (
+		news  []*prepared
+		cands []item // new by their idempotency key
+	)
 	for _, it := range items {
 		p := &it.op.preps[it.i]
 		r := stored[p.keyHash]
@@ -341,6 +344,16 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 			continue
 		}
 		claimed[p.keyHash] = true
+		cands = append(cands, it)
+	}
+	// The body keys of the candidates: one that another event holds makes
+	// a candidate its duplicate after all.
+	cands, err = db.claimBodyKeys(ctx, tx, exec, cands)
+	if err != nil {
+		return err
+	}
+	for _, it := range cands {
+		p := &it.op.preps[it.i]
 		it.op.outs[it.i] = relay.Outcome{ID: p.id}
 		it.op.added += p.pending
 		news = append(news, p)
