@@ -126,3 +126,20 @@ func (r *Result) DeadAt(now time.Time) time.Time {
 	}
 	return r.Attempt.At
 }
+
+// PrepareBatch checks b (CheckBatch) and returns what prepare makes of each
+// of its events, in order: a store's encoding of a batch before it
+// commits it.
+func PrepareBatch[P any](b *Batch, now time.Time, prepare func(i int, in *Incoming, p *P) error) ([]P, error) {
+	ins, err := CheckBatch(b, now)
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]P, len(ins))
+	for i := range ins {
+		if err := prepare(i, &ins[i], &ps[i]); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i, err)
+		}
+	}
+	return ps, nil
+}

@@ -73,16 +73,9 @@ func has(b *bolt.Bucket, key []byte) bool {
 
 // prepare validates a batch (relay.CheckBatch) and encodes its records.
 func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
-	ins, err := relay.CheckBatch(b, db.Now())
-	if err != nil {
-		return nil, err
-	}
-	preps := make([]prepared, len(ins))
-	raws := map[*relay.Raw][]byte{}
-	for i := range ins {
-		in := &ins[i]
+	raws := map[*relay.Raw][]byte{} // each request's raw, encoded once
+	return relay.PrepareBatch(b, db.Now(), func(_ int, in *relay.Incoming, p *prepared) error {
 		e := &in.Event
-		p := &preps[i]
 		p.id = e.ID
 		p.key = []byte(e.IdempotencyKey)
 		if in.BodyKey != "" && in.BodyKey != e.IdempotencyKey {
@@ -101,7 +94,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			if d.Request != nil {
 				req, err := json.Marshal(d.Request)
 				if err != nil {
-					return nil, fmt.Errorf("event %d: encode request: %w", i, err)
+					return fmt.Errorf("encode request: %w", err)
 				}
 				pd.request = db.sealer.Seal(bucketRequests, string(pd.key), req)
 				d.Request = nil
@@ -116,7 +109,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			}
 			val, err := json.Marshal(&d)
 			if err != nil {
-				return nil, fmt.Errorf("event %d: encode delivery: %w", i, err)
+				return fmt.Errorf("encode delivery: %w", err)
 			}
 			pd.val, pd.rec = val, d
 			p.dels = append(p.dels, pd)
@@ -125,7 +118,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		p.rec = newEventRec(e)
 		meta, err := json.Marshal(&p.rec)
 		if err != nil {
-			return nil, fmt.Errorf("event %d: encode: %w", i, err)
+			return fmt.Errorf("encode: %w", err)
 		}
 		p.meta = meta
 		env := e.Envelope
@@ -134,17 +127,16 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		}
 		p.envelope = db.sealer.Seal(bucketEnvelopes, p.id, env)
 		if in.Raw != nil {
-			raw, ok := raws[in.Raw]
-			if !ok {
-				raw = encodeRaw(in.Raw)
-				raws[in.Raw] = raw
-				p.rawSealed = db.sealer.Seal(bucketRaws, p.id, raw)
+			p.raw, p.rawPlain = in.Raw, raws[in.Raw]
+			if p.rawPlain == nil { // the request's first event
+				p.rawPlain = encodeRaw(in.Raw)
+				raws[in.Raw] = p.rawPlain
+				p.rawSealed = db.sealer.Seal(bucketRaws, p.id, p.rawPlain)
 			}
-			p.raw, p.rawPlain = in.Raw, raw
 		}
 		p.puts = p.records()
-	}
-	return preps, nil
+		return nil
+	})
 }
 
 // records returns the records of a new event that insert writes as they

@@ -74,16 +74,9 @@ func checkName(what, s string, limit int, required bool) error {
 // prepare validates a batch (relay.CheckBatch, then the column sizes) and
 // encodes its records.
 func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
-	ins, err := relay.CheckBatch(b, db.Now())
-	if err != nil {
-		return nil, err
-	}
-	preps := make([]prepared, len(ins))
 	raws := map[*relay.Raw][]byte{}
-	for i := range ins {
-		in := &ins[i]
+	return relay.PrepareBatch(b, db.Now(), func(i int, in *relay.Incoming, p *prepared) error {
 		e := &in.Event
-		p := &preps[i]
 		p.ev, p.id, p.given = e, e.ID, b.Events[i].Event.ID != ""
 		for _, c := range []struct {
 			what, v string
@@ -93,7 +86,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			{"type", e.Type, maxType}, {"causation id", e.CausationID, maxID}, {"traceparent", e.TraceParent, maxType},
 		} {
 			if err := checkName(c.what, c.v, c.limit, false); err != nil {
-				return nil, fmt.Errorf("event %d: %w", i, err)
+				return err
 			}
 		}
 		p.received = e.ReceivedAt.UTC()
@@ -106,7 +99,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		p.status = e.Status
 		for j, d := range e.Deliveries {
 			if err := checkName("target", d.Target, maxName, true); err != nil {
-				return nil, fmt.Errorf("event %d: delivery %d: %w", i, j, err)
+				return fmt.Errorf("delivery %d: %w", j, err)
 			}
 			pd := prepDelivery{target: d.Target, status: d.Status, nextAt: d.NextAt, createdAt: d.CreatedAt, mirror: d.Mirror}
 			if pd.status == relay.DeliveryPending {
@@ -119,7 +112,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			if d.Request != nil {
 				req, err := json.Marshal(d.Request)
 				if err != nil {
-					return nil, fmt.Errorf("event %d: encode request: %w", i, err)
+					return fmt.Errorf("encode request: %w", err)
 				}
 				pd.request = db.sealer.Seal(labelRequest, requestID(p.id, d.Target), req)
 			}
@@ -135,15 +128,15 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 			if !ok {
 				var err error
 				if raw, err = json.Marshal(in.Raw); err != nil {
-					return nil, fmt.Errorf("event %d: encode raw: %w", i, err)
+					return fmt.Errorf("encode raw: %w", err)
 				}
 				raws[in.Raw] = raw
 				p.rawSealed = db.sealer.Seal(labelRaw, p.id, raw)
 			}
 			p.raw, p.rawPlain = in.Raw, raw
 		}
-	}
-	return preps, nil
+		return nil
+	})
 }
 
 // Enqueue commits a batch durably before it returns: all of it or, on an
