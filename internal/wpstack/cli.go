@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -29,14 +31,19 @@ type CLIResult struct {
 }
 
 // WP runs WP-CLI's phar (Tools()/wp-cli.phar) against the site, as root
-// would on a host: `php wp-cli.phar --path=ROOT --url=URL --allow-root ARGS`.
+// would on a host: `php wp-cli.phar --path=ROOT --url=URL --allow-root ARGS`
+// (--url only when ARGS do not name one).
 func (s *Site) WP(tb testing.TB, args ...string) CLIResult {
 	tb.Helper()
 	phar := filepath.Join(Tools(), "wp-cli.phar")
 	if _, err := os.Stat(phar); err != nil {
 		tb.Fatalf("WP-CLI: %v (set %s to the directory holding wp-cli.phar)", err, ToolsEnv)
 	}
-	cmd := exec.Command("php", append([]string{phar, "--path=" + s.Root, "--url=" + s.URL, "--allow-root"}, args...)...)
+	base := []string{phar, "--path=" + s.Root, "--allow-root"}
+	if !slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--url=") }) {
+		base = append(base, "--url="+s.URL) // unless the command names a site of a network
+	}
+	cmd := exec.Command("php", append(base, args...)...)
 	cmd.Dir = s.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

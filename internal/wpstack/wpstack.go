@@ -271,8 +271,11 @@ define( 'DB_CHARSET', 'utf8mb4' );
 define( 'DB_COLLATE', '' );
 $table_prefix = 'wp_';
 %[2]s
-define( 'WP_HOME', '%[3]s' );
-define( 'WP_SITEURL', '%[3]s' );
+require __DIR__ . '/wpstack-constants.php';
+if ( ! defined( 'MULTISITE' ) ) {              // on a network each site has its own URLs
+	define( 'WP_HOME', '%[3]s' );
+	define( 'WP_SITEURL', '%[3]s' );
+}
 define( 'WP_CONTENT_DIR', __DIR__ . '/wp-content' );
 define( 'WP_CONTENT_URL', '%[3]s/wp-content' );
 define( 'WP_ENVIRONMENT_TYPE', 'local' );
@@ -284,7 +287,6 @@ define( 'FS_METHOD', 'direct' );
 define( 'WP_DEBUG', true );
 define( 'WP_DEBUG_LOG', __DIR__ . '/wp-content/debug.log' );
 define( 'WP_DEBUG_DISPLAY', false );
-require __DIR__ . '/wpstack-constants.php';
 if ( ! defined( 'DISABLE_WP_CRON' ) ) {
 	define( 'DISABLE_WP_CRON', true );             // tests run cron explicitly, unless a test's constants say otherwise
 }

@@ -102,6 +102,7 @@ class WPRelay_Plugin {
 		}
 		add_action( WPRelay_Sender::CRON_HOOK, array( $this->dispatcher, 'recover' ), 20 );
 		add_action( 'init', array( $this, 'load_textdomain' ) );
+		add_action( 'wp_initialize_site', array( $this, 'initialize_site' ), 200 );
 		if ( defined( 'WP_CLI' ) && WP_CLI && class_exists( 'WPRelay_CLI' ) ) {
 			( new WPRelay_CLI( $this->health, $this->sender ) )->register();
 		}
@@ -134,21 +135,80 @@ class WPRelay_Plugin {
 	}
 
 	/**
-	 * Activation: creates the tables and schedules the outbox job.
+	 * Activation: creates the tables and schedules the outbox job, in every
+	 * site of the network when network-activated.
+	 *
+	 * @param bool $network_wide Whether the plugin is network-activated.
 	 */
-	public function activate(): void {
-		$this->schema->install();
-		$this->sender->ensure_scheduled();
+	public function activate( $network_wide = false ): void {
+		$this->each_site(
+			(bool) $network_wide,
+			function () {
+				$this->schema->install();
+				$this->sender->ensure_scheduled();
+			}
+		);
 	}
 
 	/**
-	 * Deactivation: unschedules the plugin's cron jobs. Data stays (it goes
-	 * in uninstall.php); stored receipts are dispatched after reactivation.
+	 * Deactivation: unschedules the plugin's cron jobs (in every site when
+	 * network-deactivated). Data stays (it goes in uninstall.php); stored
+	 * receipts are dispatched after reactivation.
+	 *
+	 * @param bool $network_wide Whether the plugin is network-deactivated.
 	 */
-	public function deactivate(): void {
-		wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
-		wp_unschedule_hook( WPRelay_Sender::RETRY_HOOK );
-		wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
-		wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
+	public function deactivate( $network_wide = false ): void {
+		$this->each_site(
+			(bool) $network_wide,
+			static function () {
+				wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
+				wp_unschedule_hook( WPRelay_Sender::RETRY_HOOK );
+				wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
+				wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
+			}
+		);
+	}
+
+	/**
+	 * Creates a new site's tables when the plugin is network-active
+	 * (wp_initialize_site, after core made the site's own tables).
+	 *
+	 * @param WP_Site $site The new site.
+	 */
+	public function initialize_site( $site ): void {
+		if ( ! function_exists( 'is_plugin_active_for_network' ) ) {
+			require_once ABSPATH . 'wp-admin/includes/plugin.php';
+		}
+		if ( ! $site instanceof WP_Site || ! is_plugin_active_for_network( plugin_basename( WPRELAY_DIR . '/wprelay.php' ) ) ) {
+			return;
+		}
+		switch_to_blog( (int) $site->blog_id );
+		$this->schema->install();
+		$this->sender->ensure_scheduled();
+		restore_current_blog();
+	}
+
+	/**
+	 * Runs $work in the current site, or in every site of the network.
+	 *
+	 * @param bool     $network_wide Every site of the network.
+	 * @param callable $work         Work.
+	 */
+	private function each_site( bool $network_wide, callable $work ): void {
+		if ( ! is_multisite() || ! $network_wide ) {
+			$work();
+			return;
+		}
+		$ids = get_sites(
+			array(
+				'fields' => 'ids',
+				'number' => 0,
+			)
+		);
+		foreach ( $ids as $id ) {
+			switch_to_blog( (int) $id );
+			$work();
+			restore_current_blog();
+		}
 	}
 }
