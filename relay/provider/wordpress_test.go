@@ -257,6 +257,10 @@ func TestWordPress_Verify_Claims(t *testing.T) {
 		{"missing exp", edit(func(c jwt.MapClaims) { delete(c, "exp") }), relay.ErrInvalidToken},
 		{"missing iat", edit(func(c jwt.MapClaims) { delete(c, "iat") }), relay.ErrInvalidToken},
 		{"exp not a number", edit(func(c jwt.MapClaims) { c["exp"] = "tomorrow" }), relay.ErrInvalidToken},
+		// golang-jwt reads a numeric string as a date; RFC 7519 wants a number.
+		{"exp a numeric string", edit(func(c jwt.MapClaims) { c["exp"] = fmt.Sprint(testNow.Add(60 * time.Second).Unix()) }), relay.ErrInvalidToken},
+		{"iat a numeric string", edit(func(c jwt.MapClaims) { c["iat"] = fmt.Sprint(testNow.Unix()) }), relay.ErrInvalidToken},
+		{"exp with a fraction", edit(func(c jwt.MapClaims) { c["exp"] = float64(testNow.Add(60*time.Second).Unix()) + 0.5 }), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tok := hs256(t, tc.claims)
@@ -588,5 +592,22 @@ func BenchmarkVerify_WordPress(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// A token whose header lists critical extensions (crit) is refused: this
+// receiver understands none, and golang-jwt ignores crit.
+func TestWordPress_Verify_RefusesCrit(t *testing.T) {
+	v, keys := wpVerifier(t, Options{JWTSecret: wpJWTSecret})
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, wpClaims(testNow))
+	tok.Header["crit"] = []string{"exp"}
+	s, err := tok.SignedString([]byte(wpJWTSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Verify(wpRequest(t, s, wpBody), keys)
+	wantErr(t, err, relay.ErrInvalidToken)
+	if err == nil || !strings.Contains(err.Error(), "crit") {
+		t.Errorf("err = %v, want it to name crit", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -110,6 +112,14 @@ func (w *WordPress) verifyToken(r *Request) (*jwt.RegisteredClaims, error) {
 	if err != nil {
 		return nil, tokenError(tok, err, w.algs)
 	}
+	if _, ok := tok.Header["crit"]; ok {
+		// RFC 7515 4.1.11: extensions listed in crit must be understood;
+		// this receiver understands none (golang-jwt ignores crit).
+		return nil, fmt.Errorf("%w: the header's crit names extensions this receiver does not support", relay.ErrInvalidToken)
+	}
+	if err := numericDates(raw); err != nil {
+		return nil, err
+	}
 	if err := w.checkClaims(&c, now(r)); err != nil {
 		return nil, err
 	}
@@ -184,6 +194,24 @@ func (w *WordPress) checkClaims(c *jwt.RegisteredClaims, now time.Time) error {
 		return bad("token issued in the future")
 	case c.NotBefore != nil && c.NotBefore.After(now.Add(wpLeeway)):
 		return bad("token not valid yet")
+	}
+	return nil
+}
+
+// numericDates refuses exp, iat and nbf claims that are not JSON numbers:
+// golang-jwt reads "exp":"1764324300" (a string) as a date, while RFC 7519
+// makes a NumericDate a number. raw's signature has been verified.
+func numericDates(raw string) error {
+	parts := strings.Split(raw, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims map[string]json.RawMessage
+	if err != nil || json.Unmarshal(payload, &claims) != nil {
+		return fmt.Errorf("%w: malformed token", relay.ErrInvalidToken)
+	}
+	for _, name := range []string{"exp", "iat", "nbf"} {
+		if v, ok := claims[name]; ok && (len(v) == 0 || !(v[0] == '-' || v[0] >= '0' && v[0] <= '9')) {
+			return fmt.Errorf("%w: claim %s is not a number (a NumericDate: seconds since 1970)", relay.ErrInvalidToken, name)
+		}
 	}
 	return nil
 }
