@@ -39,4 +39,6 @@ const (
 	LogKeySources    = "sources"
 	LogKeyTargets    = "targets"
 	LogKeyGrace      = "grace"
+	LogKeyKind       = "kind"  // a source kind
+	LogKeyField      = "field" // a template field, ".data.object.amount_due"
 )

@@ -94,6 +94,11 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	for _, w := range templateWarnings(cfg, targets) {
+		log.Warn("template fails on the sample event of a source that routes to its target: check that real events have the field, or guard it with with/default",
+			slog.String(relay.LogKeyTarget, w.Target), slog.String(relay.LogKeySource, w.Source), slog.String(relay.LogKeyKind, w.Kind),
+			slog.String(relay.LogKeyField, w.Field), slog.String(relay.LogKeyError, w.Err.Error()))
+	}
 	router := buildRouter(cfg)
 
 	tracer, shutdownTracing, err := tracing.Setup(tracing.Options{

@@ -36,9 +36,19 @@ const MaxBody = 1 << 20
 //	join sep list   the items of list, as text, separated by sep
 //	now             the time of the attempt, RFC 3339 (UTC)
 //
-// define, template and block are not available. A template is checked
-// when it is parsed, by a trial render against a sample envelope that has
-// every field the template uses.
+// define, template and block are not available.
+//
+// A template is judged by what it does to events. ParseTemplate refuses
+// syntax errors, unknown functions, output that cannot be JSON (a trial
+// render against an envelope holding every field the template uses,
+// numbers at the leaves, that runs through but does not give JSON), and a
+// trial render that stops with the same error when the envelope has no data
+// at all (a wrong argument, a field of .type). A trial render that stops
+// only because of the sample's made-up data (an index past its one
+// element) proves nothing about real events and is not refused. Try renders against a real or sample envelope and says
+// which field failed: the start-up warning against each source kind's
+// sample, and at delivery time a failing render dead-letters the delivery
+// with the reason.
 type Template struct {
 	name string
 	t    *template.Template
@@ -47,8 +57,8 @@ type Template struct {
 // errTemplate marks errors of rendering (not of sending).
 var errTemplate = errors.New("template")
 
-// ParseTemplate compiles text and checks it with a trial render; name
-// appears in errors.
+// ParseTemplate compiles text and checks it (see Template); name appears
+// in errors.
 func ParseTemplate(name, text string) (*Template, error) {
 	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs(time.Time{})).Parse(text)
 	if err != nil {
@@ -65,11 +75,36 @@ func ParseTemplate(name, text string) (*Template, error) {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	tp := &Template{name: name, t: t}
-	sample := s.sample()
-	if _, err := tp.render(sample, time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)); err != nil {
-		return nil, fmt.Errorf("trial render against a sample envelope: %w", err)
+	at := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	out, err := tp.execute(s.sample(), at)
+	if err == nil {
+		if _, err = tp.compact(out); err != nil {
+			return nil, fmt.Errorf("trial render against a sample envelope: %w", err)
+		}
+		return tp, nil
+	}
+	// It stopped: refused only when it stops the same way without any
+	// data, so that no event could make it work.
+	if _, bare := tp.execute((&sampler{}).sample(), at); bare != nil && bare.Error() == err.Error() {
+		return nil, fmt.Errorf("trial render against a sample envelope, with or without data: %w", err)
 	}
 	return tp, nil
+}
+
+// Try renders the template for envelope env and, when that fails, returns
+// the error and the field it failed at (".data.object.amount_due"; "" when
+// the error names none, as for output that is not JSON).
+func (t *Template) Try(env []byte, now time.Time) (field string, err error) {
+	if _, err = t.Render(env, now); err == nil {
+		return "", nil
+	}
+	msg := err.Error()
+	if i := strings.Index(msg, " at <"); i >= 0 {
+		if j := strings.Index(msg[i+5:], ">"); j >= 0 {
+			field = msg[i+5 : i+5+j]
+		}
+	}
+	return field, err
 }
 
 // Render returns the body for envelope env (canonical JSON) as of now:
@@ -83,19 +118,47 @@ func (t *Template) Render(env []byte, now time.Time) ([]byte, error) {
 }
 
 func (t *Template) render(data map[string]any, now time.Time) ([]byte, error) {
+	out, err := t.execute(data, now)
+	if err != nil {
+		return nil, err
+	}
+	return t.compact(out)
+}
+
+// errExecute marks a render that stopped with an error (as opposed to one
+// whose output is not JSON).
+var errExecute = errors.New("execute")
+
+// execute runs the template on data; its errors wrap errTemplate and
+// errExecute.
+func (t *Template) execute(data map[string]any, now time.Time) ([]byte, error) {
 	var buf limitedBuffer
 	tt, err := t.t.Clone()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errTemplate, err)
 	}
 	if err := tt.Funcs(funcs(now)).Execute(&buf, data); err != nil {
-		return nil, fmt.Errorf("%w: %s", errTemplate, strings.TrimPrefix(err.Error(), "template: "))
+		return nil, &execError{msg: fmt.Sprintf("%v: %s", errTemplate, strings.TrimPrefix(err.Error(), "template: "))}
 	}
-	var out bytes.Buffer
-	if err := json.Compact(&out, buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("%w: %s: output is not valid JSON (%v): %s", errTemplate, t.name, err, snippet(buf.Bytes()))
+	return buf.Bytes(), nil
+}
+
+// execError is a render stopped by an error: errTemplate and errExecute.
+type execError struct{ msg string }
+
+func (e *execError) Error() string { return e.msg }
+func (e *execError) Is(target error) bool {
+	return target == errTemplate || target == errExecute
+}
+
+// compact returns out compacted, or an error wrapping errTemplate when it
+// is not JSON.
+func (t *Template) compact(out []byte) ([]byte, error) {
+	var b bytes.Buffer
+	if err := json.Compact(&b, out); err != nil {
+		return nil, fmt.Errorf("%w: %s: output is not valid JSON (%v): %s", errTemplate, t.name, err, snippet(out))
 	}
-	return out.Bytes(), nil
+	return b.Bytes(), nil
 }
 
 // limitedBuffer is a bytes.Buffer that refuses to grow past MaxBody.

@@ -157,3 +157,72 @@ func FuzzTemplate_Render(f *testing.F) {
 		}
 	})
 }
+
+// goldenEnvelope returns the first envelope of testdata/envelopes/NAME.golden.json
+// (a provider fixture as the ingress makes it), compact.
+func goldenEnvelope(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/envelopes/" + name + ".golden.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		Envelopes []json.RawMessage `json:"envelopes"`
+	}
+	if err := json.Unmarshal(b, &g); err != nil || len(g.Envelopes) == 0 {
+		t.Fatalf("%s: %v", name, err)
+	}
+	var out bytes.Buffer
+	_ = json.Compact(&out, g.Envelopes[0])
+	return out.Bytes()
+}
+
+// Templates are judged by what they do to events: what fails only on the
+// made-up sample is accepted, what cannot work on any event is refused.
+func TestParseTemplate_JudgedByEvents(t *testing.T) {
+	accepted := []string{
+		`{{with .data.tags}}{{index . 3}}{{end}}`,                       // only events with 4 tags have a 4th
+		`{"t": {{with .data.tags}}{{json (index . 3)}}{{else}}null{{end}}}`, // the same, as JSON
+		`{"amount": {{ json .data.object.amount_due }}}`,
+		`{"n": {{ index .data.items 5 }}}`,
+	}
+	for _, text := range accepted {
+		if _, err := ParseTemplate("crm", text); err != nil {
+			t.Errorf("%s refused: %v", text, err)
+		}
+	}
+	for _, c := range []struct{ text, want string }{
+		{`{"a": {{ .type }`, "unexpected"},
+		{`{"a": {{ exec "ls" }}}`, `function "exec" not defined`},
+		{`{"a": {{ .type }}}`, "output is not valid JSON"},
+		{`{"a": {{ json .data.object.amount_due }}`, "output is not valid JSON"},
+		{`{"a": {{ trunc "x" .type }}}`, "with or without data"},
+	} {
+		if _, err := ParseTemplate("crm", c.text); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.text, err, c.want)
+		}
+	}
+}
+
+// On a real Stripe invoice (testdata/provider/stripe-invoice-paid.txt),
+// .data.object.amount_due is the invoice's amount; Try names the field a
+// render fails at.
+func TestTemplate_StripeInvoiceAndTry(t *testing.T) {
+	invoice := goldenEnvelope(t, "stripe-invoice-paid")
+	tp, err := ParseTemplate("crm", `{"invoice": {{ json .data.object.id }}, "amount_due": {{ json .data.object.amount_due }}, "first_line": {{ json (index .data.object.lines.data 0).price.unit_amount }}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tp.Render(invoice, time.Now())
+	if want := `{"invoice":"in_1QYb7kLkdIwHu7ixGq3ZkT2m","amount_due":4900,"first_line":4900}`; err != nil || string(got) != want {
+		t.Fatalf("render = %s, %v; want %s", got, err, want)
+	}
+	if field, err := tp.Try(invoice, time.Now()); field != "" || err != nil {
+		t.Fatalf("Try on the invoice = %q, %v", field, err)
+	}
+	post := goldenEnvelope(t, "wordpress-post-published")
+	field, err := tp.Try(post, time.Now())
+	if err == nil || field != ".data.object.id" {
+		t.Fatalf("Try on a post = %q, %v; want the field .data.object.id", field, err)
+	}
+}
