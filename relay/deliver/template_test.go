@@ -181,7 +181,7 @@ func goldenEnvelope(t *testing.T, name string) []byte {
 // made-up sample is accepted, what cannot work on any event is refused.
 func TestParseTemplate_JudgedByEvents(t *testing.T) {
 	accepted := []string{
-		`{{with .data.tags}}{{index . 3}}{{end}}`,                       // only events with 4 tags have a 4th
+		`{{with .data.tags}}{{index . 3}}{{end}}`,                           // only events with 4 tags have a 4th
 		`{"t": {{with .data.tags}}{{json (index . 3)}}{{else}}null{{end}}}`, // the same, as JSON
 		`{"amount": {{ json .data.object.amount_due }}}`,
 		`{"n": {{ index .data.items 5 }}}`,
