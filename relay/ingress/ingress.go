@@ -135,6 +135,18 @@ type outcome struct {
 	source, tenant, eventID, result string
 	typ, traceID                    string
 	events                          int
+	// unrouted: no event of the request matched a route (stored
+	// discarded): the log says "discarded" where the answer says queued.
+	unrouted bool
+}
+
+// logged is the outcome the log line and the span give: what happened to
+// the events, which the answer's "queued" does not tell for a discarded one.
+func (o *outcome) logged() string {
+	if o.result == "queued" && o.unrouted {
+		return "discarded"
+	}
+	return o.result
 }
 
 func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprouter.Params) {
@@ -155,7 +167,7 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 		out.result = "rejected"
 	}
 	if span != nil {
-		span.SetAttributes(attribute.Int("http.response.status_code", status), attribute.String("wprelay.outcome", out.result),
+		span.SetAttributes(attribute.Int("http.response.status_code", status), attribute.String("wprelay.outcome", out.logged()),
 			attribute.String("wprelay.event_id", out.eventID), attribute.String("wprelay.tenant", out.tenant))
 		if code != "" {
 			span.SetStatus(codes.Error, code)
@@ -174,7 +186,7 @@ func (in *Ingress) serveHook(w http.ResponseWriter, r *http.Request, ps httprout
 		slog.String(relay.LogKeyEventID, out.eventID),
 		slog.String(relay.LogKeyType, out.typ),
 		slog.String(relay.LogKeyTraceID, out.traceID),
-		slog.String(relay.LogKeyOutcome, out.result),
+		slog.String(relay.LogKeyOutcome, out.logged()),
 		slog.Int(relay.LogKeyStatus, status),
 		slog.String(relay.LogKeyCode, code),
 		slog.Float64(relay.LogKeyLatencyMS, float64(time.Since(start).Microseconds())/1000),

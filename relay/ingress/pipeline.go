@@ -150,7 +150,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 	if routed && in.Notify != nil {
 		in.Notify()
 	}
-	out.events = len(outcomes)
+	out.events, out.unrouted = len(outcomes), !routed
 	dups := 0
 	for _, o := range outcomes {
 		if o.Duplicate {
