@@ -1,6 +1,7 @@
 // Package store keeps wprelay's events, deliveries and dedupe records in one
-// bbolt file. *DB implements relay.Queue, relay.Pruner and what the admin API needs (admin.Store); it
-// is the only package that imports bbolt.
+// bbolt file. *DB implements relay.Queue, relay.Pruner, relay.Counters and
+// what the admin API needs (admin.Store); it is the only package that
+// imports bbolt.
 //
 // Every write goes through one commit path (see Options.Commit), so that
 // concurrent ingests share one fsync. Reads run in their own read-only
