@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,7 +67,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 		}
 	}
 	undo = append(undo, m.closeListeners)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	var sourceNames, targetNames []string

@@ -52,13 +52,16 @@ func defaultConfig(dataDir string) (config.Config, string, error) {
 	if dataDir != "" {
 		cfg.DataDir = dataDir
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil {
 		return cfg, "", fmt.Errorf("data dir: %w", err)
 	}
 	path := filepath.Join(cfg.DataDir, "default-secrets.json")
 	var s secrets
 	fresh := false
 	data, err := os.ReadFile(path)
+	if err == nil {
+		err = tighten(path, 0o600)
+	}
 	switch {
 	case err == nil:
 		if err := json.Unmarshal(data, &s); err != nil || s.SiteJWT == "" || s.AdminToken == "" {
@@ -67,7 +70,7 @@ func defaultConfig(dataDir string) (config.Config, string, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		s, fresh = newSecrets(), true
 		data, _ := json.MarshalIndent(s, "", "  ")
-		if err := os.WriteFile(path, append(data, '\n'), 0o600); err != nil {
+		if err := writePrivate(path, append(data, '\n')); err != nil {
 			return cfg, "", fmt.Errorf("write default secrets: %w", err)
 		}
 	default:
@@ -141,14 +144,14 @@ func cmdInit(args []string, stdout, stderr io.Writer) error {
 	}
 	s := newSecrets()
 	sdir := filepath.Join(*dir, "secrets")
-	if err := os.MkdirAll(sdir, 0o700); err != nil {
+	if err := privateDir(sdir); err != nil {
 		return err
 	}
 	for name, v := range map[string]string{
 		"site_jwt_secret": s.SiteJWT, "site_signing_secret": s.SiteSigning,
 		"wp_jwt_secret": s.WPJWT, "wp_signing_secret": s.WPSigning, "admin_token": s.AdminToken,
 	} {
-		if err := os.WriteFile(filepath.Join(sdir, name), []byte(v+"\n"), 0o600); err != nil {
+		if err := writePrivate(filepath.Join(sdir, name), []byte(v+"\n")); err != nil {
 			return err
 		}
 	}
@@ -187,7 +190,7 @@ targets:
 routes: []
   # - {source: stripe, types: ["invoice.*"], to: [wordpress]}
 `, time.Now().UTC().Format(time.DateOnly), site2, site2+"/wp-json/wprelay/v1/events", site2)
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
+	if err := writePrivate(cfgPath, []byte(yaml)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "Wrote %s and %s/ (mode 0600).\n\nAdd these lines to wp-config.php, above \"That's all, stop editing!\":\n\n%s\nThen run: wprelay serve --config %s\n",

@@ -100,7 +100,7 @@ func loadConfig(path, dataDir string) (config.Config, string, error) {
 	if err != nil {
 		return config.Config{}, "", fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := parseConfig(path, data, config.Env{Lookup: os.LookupEnv, ReadFile: os.ReadFile, Dir: filepath.Dir(path)})
+	cfg, err := parseConfig(path, data, config.Env{Lookup: os.LookupEnv, ReadFile: readSecretFile, Dir: filepath.Dir(path)})
 	if err != nil {
 		return cfg, "", err
 	}
