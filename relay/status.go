@@ -54,3 +54,11 @@ func NewStats() Stats {
 	}
 	return s
 }
+
+// Replayable reports whether a Replay schedules a delivery in status
+// again (due now, with a fresh retry budget): every delivery but one in
+// flight (its attempt is under way) or skipped (dry-run, coalesced or out
+// of order: sending it was decided against).
+func Replayable(status string) bool {
+	return status != DeliveryInFlight && status != DeliverySkipped
+}

@@ -16,9 +16,10 @@ const replayChunk = 256
 // skipped deliveries are left alone (scheduled is false). wasFinal reports
 // whether d leaves a final state (it is pending again).
 func (w *wtx) replay(d *deliveryRec, now time.Time) (scheduled, wasFinal bool, err error) {
-	switch d.Status {
-	case relay.DeliveryInFlight, relay.DeliverySkipped:
+	if !relay.Replayable(d.Status) {
 		return false, false, nil
+	}
+	switch d.Status {
 	case relay.DeliveryDead:
 		err = w.b(bucketDead).Delete(deadKey(d))
 	case relay.DeliveryPending, relay.DeliveryRetrying:

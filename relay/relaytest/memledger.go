@@ -177,7 +177,7 @@ func (s *MemStore) DeadLetters(ctx context.Context, f relay.DeadFilter, cursor s
 // replay makes d due at now with a fresh retry budget; in-flight and
 // skipped deliveries are left alone.
 func (s *MemStore) replay(d *memDelivery, now time.Time) bool {
-	if d.Status == relay.DeliveryInFlight || d.Status == relay.DeliverySkipped {
+	if !relay.Replayable(d.Status) {
 		return false
 	}
 	d.Status, d.NextAt, d.tries, d.since = relay.DeliveryPending, now, 0, now

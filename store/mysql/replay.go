@@ -70,7 +70,7 @@ func (db *DB) replayDeliveries(ctx context.Context, tx *sql.Tx, keys []dkey, now
 		return 0, 0, nil, err
 	}
 	for _, r := range rows {
-		if r.status == relay.DeliveryInFlight || r.status == relay.DeliverySkipped || onlyDead && r.status != relay.DeliveryDead {
+		if !relay.Replayable(r.status) || onlyDead && r.status != relay.DeliveryDead {
 			continue
 		}
 		due, parked, queued := any(now.UTC()), 0, 0
