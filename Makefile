@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := bin/wprelay
 FUZZTIME  ?= 5s
 
-.PHONY: run build test deps unit integration fuzz lint php-lint phpunit promtool bench clean plugin-check pot plugin-zip
+.PHONY: run build test deps unit integration fuzz lint php-lint phpunit promtool bench clean plugin-check pot plugin-zip integration-run
 
 # Third-party tools beside the clone (../shared/tools, see its README): WP-CLI's phar
 # and PHP_CodeSniffer with the WordPress standards and Plugin Check's review sniffs.
@@ -33,6 +33,7 @@ test: deps lint unit fuzz php-lint plugin-check phpunit promtool integration
 ## modules (chromedp included), fetched before the tests enter their network namespace
 deps:
 	@sh scripts/wpstack/install-packages.sh
+	@test -f $(WP_CURRENT)/wp-settings.php || $(TOOLS)/wordpress-current $(dir $(WP_CURRENT))
 	$(GO) mod download
 
 unit:
@@ -59,19 +60,34 @@ fuzz:
 
 # The integration tests (the real binary, a real WordPress) run in a network namespace
 # that has only loopback: nothing they start can reach another host. Everything they
-# need from the network (packages, modules, the compiled test) is fetched first.
-INTEGRATION_TEST := $(GO) test -count=1 -tags integration -timeout 15m ./cmd/wprelay/
+# need from the network (packages, modules, the compiled test, WordPress 6.8) is fetched
+# first. They run twice: every test on Debian 12's WordPress 6.1, then the plugin's
+# WordPress suites (REST, events, outbox, user-sync, results, WP-CLI, Site Health,
+# privacy, retention, multisite) on the current WordPress (6.8) too; the wp-admin
+# browser test runs on 6.1 only.
+WP_CURRENT       ?= bin/wordpress-current/wordpress
+WP_CURRENT_RUN   := ^TestWP_
+WP_CURRENT_SKIP  := ^TestWP_AdminPage_Browser$$
+INTEGRATION_ENV  := WPRELAY_TOOLS=$(abspath $(TOOLS))
 integration: deps
 	$(GO) build -o /dev/null ./cmd/wprelay
 	$(GO) test -c -tags integration -o /dev/null ./cmd/wprelay/
 	@if unshare --net -- true 2>/dev/null; then \
 		echo "unshare --net: integration tests on loopback only"; \
-		unshare --net -- sh -c 'ip link set lo up && $(INTEGRATION_TEST)'; \
+		unshare --net -- sh -c 'ip link set lo up && $(MAKE) --no-print-directory integration-run'; \
 	else \
 		echo "WARNING: unshare --net is not available (not root, or no user namespaces):" >&2; \
 		echo "WARNING: running the integration tests WITHOUT a loopback-only network namespace." >&2; \
-		$(INTEGRATION_TEST); \
+		$(MAKE) --no-print-directory integration-run; \
 	fi
+
+# integration-run: both WordPress versions, inside the namespace `integration` made.
+integration-run:
+	@echo "integration: every test, WordPress 6.1 (Debian 12)"
+	$(INTEGRATION_ENV) WPRELAY_WP_EXPECT=6.1 $(GO) test -count=1 -tags integration -timeout 15m ./cmd/wprelay/
+	@echo "integration: the WordPress suites again, WordPress $$(sed -n "s/^\$$wp_version = '\(.*\)';/\1/p" $(WP_CURRENT)/wp-includes/version.php)"
+	$(INTEGRATION_ENV) WPRELAY_WP_EXPECT=6.8 WPRELAY_WP_CORE=$(abspath $(WP_CURRENT)) $(GO) test -count=1 -tags integration -timeout 10m \
+		-run '$(WP_CURRENT_RUN)' -skip '$(WP_CURRENT_SKIP)' ./cmd/wprelay/
 
 ## promtool: the alert rules parse and their unit tests pass (Debian's prometheus package)
 promtool:

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/wprelay/wprelay/internal/wpstack"
 )
 
 // The schema version option is autoloaded (it is read on every request),
@@ -34,5 +37,19 @@ func TestWP_Schema_UpgradeAutoloadsVersion(t *testing.T) {
 	}
 	if strings.Contains(site.DebugLog(), "WordPress database error") {
 		t.Fatalf("database errors during the upgrade:\n%s", tail(site.DebugLog(), 20))
+	}
+}
+
+// The WordPress suites run on the version `make integration` asks for
+// (WPRELAY_WP_EXPECT: 6.1, Debian 12's, then 6.8 from wordpress-current).
+func TestWP_Version(t *testing.T) {
+	site := sharedSite(t)
+	want := os.Getenv("WPRELAY_WP_EXPECT")
+	t.Logf("WordPress %s (expected: %q)", site.Version, want)
+	if site.Version == "" || want != "" && !strings.HasPrefix(site.Version, want+".") {
+		t.Fatalf("the site runs WordPress %q, want %s.x (%s)", site.Version, want, wpstack.CoreEnv)
+	}
+	if got := strings.TrimSpace(site.PHP(t, `echo get_bloginfo( 'version' );`)); got != site.Version {
+		t.Fatalf("WordPress says it is %s, its files say %s", got, site.Version)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
@@ -38,6 +39,13 @@ import (
 // provisioned, instead of failing it.
 const SkipEnv = "WPRELAY_SKIP_WP"
 
+// CoreEnv names the WordPress directory sites run by default (see
+// Options.Core).
+const CoreEnv = "WPRELAY_WP_CORE"
+
+// DebianCore is Debian 12's WordPress (6.1).
+const DebianCore = "/usr/share/wordpress"
+
 // Options configure a site.
 type Options struct {
 	// Constants are define()d in wp-config.php (string values), e.g. the
@@ -46,6 +54,11 @@ type Options struct {
 	// PluginDir is the plugin to install as wp-content/plugins/wprelay;
 	// default: the repository's wpplugin/.
 	PluginDir string
+	// Core is the WordPress to run (a directory like /usr/share/wordpress,
+	// its default theme under wp-content/themes); default: $WPRELAY_WP_CORE,
+	// else Debian 12's /usr/share/wordpress (6.1). `make deps` puts 6.8 in
+	// bin/wordpress-current/wordpress with ../shared/tools/wordpress-current.
+	Core string
 	// Logf receives progress lines; default: discard.
 	Logf func(format string, args ...any)
 }
@@ -59,6 +72,7 @@ type Site struct {
 	AdminUser string
 	AdminPass string
 	AppPass   string // an Application Password of AdminUser (REST Basic auth)
+	Version   string // WordPress's version, from wp-includes/version.php
 	// Provision tells how long each step of Start took.
 	Provision Timings
 
@@ -126,6 +140,12 @@ func New(o Options) (*Site, error) {
 	if o.PluginDir == "" {
 		o.PluginDir = filepath.Join(repoRoot(), "wpplugin")
 	}
+	if o.Core == "" {
+		o.Core = os.Getenv(CoreEnv)
+	}
+	if o.Core == "" {
+		o.Core = DebianCore
+	}
 	t0 := time.Now()
 	var tm Timings
 	if err := ensurePackages(o.Logf); err != nil {
@@ -188,7 +208,7 @@ func New(o Options) (*Site, error) {
 	s.startWatchdog()
 	tm.Total = time.Since(t0)
 	s.Provision = tm
-	o.Logf("wpstack: WordPress at %s: %s", s.URL, tm)
+	o.Logf("wpstack: WordPress %s at %s: %s", s.Version, s.URL, tm)
 	ok = true
 	return s, nil
 }
@@ -229,7 +249,10 @@ func ensurePackages(logf func(string, ...any)) error {
 // writeFiles copies the core (dereferencing Debian's relative symlinks),
 // writes wp-config.php, and copies the plugin and the test mu-plugins.
 func (s *Site) writeFiles(o Options) error {
-	if out, err := s.run("cp", "-rL", "/usr/share/wordpress", s.Root); err != nil {
+	if _, err := os.Stat(filepath.Join(o.Core, "wp-settings.php")); err != nil {
+		return fmt.Errorf("no WordPress in %s (%s): %w", o.Core, CoreEnv, err)
+	}
+	if out, err := s.run("cp", "-rL", o.Core, s.Root); err != nil {
 		return fmt.Errorf("copy core: %w\n%s", err, out)
 	}
 	for _, p := range []string{"wp-config.php", ".htaccess", "wp-content"} {
@@ -242,8 +265,19 @@ func (s *Site) writeFiles(o Options) error {
 			return err
 		}
 	}
-	if err := os.Symlink("/usr/share/wordpress/wp-content/themes/twentytwentythree", filepath.Join(s.Root, "wp-content", "themes", "twentytwentythree")); err != nil {
-		return err
+	themes, _ := filepath.Glob(filepath.Join(o.Core, "wp-content", "themes", "twenty*"))
+	if len(themes) == 0 {
+		return fmt.Errorf("no default theme in %s/wp-content/themes", o.Core)
+	}
+	for _, theme := range themes {
+		if err := os.Symlink(theme, filepath.Join(s.Root, "wp-content", "themes", filepath.Base(theme))); err != nil {
+			return err
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(o.Core, "wp-includes", "version.php")); err == nil {
+		if m := versionRE.FindSubmatch(data); m != nil {
+			s.Version = string(m[1])
+		}
 	}
 	if out, err := s.run("cp", "-r", o.PluginDir, filepath.Join(s.Root, "wp-content", "plugins", "wprelay")); err != nil {
 		return fmt.Errorf("copy plugin: %w\n%s", err, out)
@@ -326,3 +360,6 @@ func (s *Site) SetConstants(tb testing.TB, c map[string]string) {
 		tb.Fatal(err)
 	}
 }
+
+// versionRE finds the version in wp-includes/version.php.
+var versionRE = regexp.MustCompile(`\$wp_version = '([^']+)'`)

@@ -18,7 +18,7 @@ if ( ! defined( 'ABSPATH' ) && ! defined( 'WPRELAY_CRYPTO_STANDALONE' ) ) {
  *   `webhook-signature: v1,<base64 HMAC-SHA256("{id}.{ts}.{body}")>`) made
  *   with a `whsec_<base64>` secret.
  *
- * This class makes no WordPress calls but wp_json_encode() (which the unit tests stand in for), so that it can be tested alone. Every
+ * This class makes no WordPress calls (it uses wp_json_encode() when WordPress is loaded), so that it can be tested alone. Every
  * comparison of a MAC is constant-time (hash_equals). Failures throw
  * WPRelay_Crypto_Exception whose message never contains a secret, a token or
  * a signature.
@@ -86,7 +86,7 @@ class WPRelay_Crypto {
 	 */
 	public function sign_jwt_hs256( array $claims, string $secret ): string {
 		$header = $this->base64url_encode( '{"alg":"HS256","typ":"JWT"}' );
-		$body   = $this->base64url_encode( (string) wp_json_encode( (object) $claims, JSON_UNESCAPED_SLASHES ) );
+		$body   = $this->base64url_encode( $this->json( (object) $claims ) );
 		$mac    = hash_hmac( 'sha256', $header . '.' . $body, $secret, true );
 		return $header . '.' . $body . '.' . $this->base64url_encode( $mac );
 	}
@@ -339,5 +339,19 @@ class WPRelay_Crypto {
 			throw new WPRelay_Crypto_Exception( 'bad_secret', 'signing secret is not whsec_<base64>' );
 		}
 		return $key;
+	}
+
+	/**
+	 * Encodes claims as JSON: wp_json_encode() inside WordPress, json_encode()
+	 * when the class is used alone (unit tests, the Go side's fixtures).
+	 *
+	 * @param object $claims Claims.
+	 * @return string
+	 */
+	private function json( $claims ): string {
+		if ( function_exists( 'wp_json_encode' ) ) {
+			return (string) wp_json_encode( $claims, JSON_UNESCAPED_SLASHES );
+		}
+		return (string) json_encode( $claims, JSON_UNESCAPED_SLASHES ); // phpcs:ignore WordPress.WP.AlternativeFunctions.json_encode_json_encode -- only outside WordPress, where wp_json_encode() does not exist.
 	}
 }

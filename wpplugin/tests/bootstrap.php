@@ -6,21 +6,6 @@
  */
 
 define( 'WPRELAY_CRYPTO_STANDALONE', true );
-
-if ( ! function_exists( 'wp_json_encode' ) ) {
-	/**
-	 * Stands in for WordPress's wp_json_encode() (the crypto class's only
-	 * WordPress call), which is json_encode() for valid UTF-8.
-	 *
-	 * @param mixed $data    Data.
-	 * @param int   $options json_encode() options.
-	 * @param int   $depth   Maximum depth.
-	 * @return string|false
-	 */
-	function wp_json_encode( $data, $options = 0, $depth = 512 ) {
-		return json_encode( $data, $options, $depth );
-	}
-}
 require_once dirname( __DIR__ ) . '/includes/class-wprelay-crypto-exception.php';
 require_once dirname( __DIR__ ) . '/includes/class-wprelay-crypto.php';
 if ( ! defined( 'ABSPATH' ) ) {
