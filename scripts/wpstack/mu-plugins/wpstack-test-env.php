@@ -114,3 +114,31 @@ add_filter(
 		return '' === $override ? $batch : (int) $override;
 	}
 );
+
+// Docs that run: with the option wpstack_readme_examples set, the
+// wprelay_event_{type} example of the plugin's readme.txt is loaded as
+// written (my_user_for_customer, which it calls, answers the option
+// wpstack_readme_user, default 1).
+if ( get_option( 'wpstack_readme_examples', '' ) ) {
+	if ( ! function_exists( 'my_user_for_customer' ) ) {
+		/**
+		 * The readme example's lookup of a customer's user.
+		 *
+		 * @param mixed $customer A Stripe customer id.
+		 * @return int
+		 */
+		function my_user_for_customer( $customer ): int { // phpcs:ignore Generic.CodeAnalysis.UnusedFunctionParameter.Found
+			return (int) get_option( 'wpstack_readme_user', 1 );
+		}
+	}
+	$wpstack_readme = (string) file_get_contents( WP_PLUGIN_DIR . '/wprelay/readme.txt' );
+	if ( preg_match( '/^= Action: wprelay_event_\{type\}.*?=\n(.*?)^= /ms', $wpstack_readme, $wpstack_m ) ) {
+		$wpstack_code = array();
+		foreach ( explode( "\n", $wpstack_m[1] ) as $wpstack_line ) {
+			if ( 0 === strpos( $wpstack_line, '    ' ) ) {
+				$wpstack_code[] = substr( $wpstack_line, 4 );
+			}
+		}
+		eval( implode( "\n", $wpstack_code ) ); // phpcs:ignore Squiz.PHP.Eval.Discouraged -- the readme's example, run as written.
+	}
+}
