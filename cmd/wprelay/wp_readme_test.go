@@ -17,7 +17,9 @@ func TestWP_Readme_HandlerExampleRuns(t *testing.T) {
 	tg := newTarget(t, nil)
 	sc := startWPSidecar(t, site, wpSidecarConfig(site, tg.URL(), "10s"))
 	site.PHP(t, `update_option( 'wpstack_readme_examples', '1' ); update_option( 'wpstack_readme_user', '1' ); delete_user_meta( 1, 'last_paid_invoice' );`)
-	t.Cleanup(func() { site.PHP(t, `delete_option( 'wpstack_readme_examples' ); delete_user_meta( 1, 'last_paid_invoice' );`) })
+	t.Cleanup(func() {
+		site.PHP(t, `delete_option( 'wpstack_readme_examples' ); delete_user_meta( 1, 'last_paid_invoice' );`)
+	})
 
 	fixture, err := os.ReadFile("../../testdata/provider/stripe-invoice-paid.txt")
 	if err != nil {
