@@ -80,7 +80,7 @@ func cmdBackup(args []string, stdout, stderr io.Writer) error {
 	}
 	meter.done()
 	if err == nil && *compact {
-		err = compactFile(tmp)
+		err = compactFile(tmp, stderr)
 	}
 	var sum storeSummary
 	if err == nil {
@@ -164,11 +164,12 @@ func writeSynced(path string, fill func(io.Writer) (int64, error), meter *copyMe
 	return n, err
 }
 
-// compactFile rewrites the store file at path without free pages.
-func compactFile(path string) error {
+// compactFile rewrites the store file at path without free pages,
+// reporting its progress on w.
+func compactFile(path string, w io.Writer) error {
 	out := path + ".compact"
 	os.Remove(out)
-	if err := store.Compact(out, path); err != nil {
+	if err := compactStore(out, path, w); err != nil {
 		os.Remove(out)
 		return err
 	}
@@ -291,7 +292,7 @@ func cmdRestore(args []string, stdout, stderr io.Writer) error {
 	meter := newCopyMeter(stderr, "restore")
 	meter.total = sum.Size
 	if *compact {
-		err = store.Compact(tmp, src)
+		err = compactStore(tmp, src, stderr)
 	} else {
 		err = copyStoreFile(src, tmp, meter)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -112,8 +113,9 @@ func TestBackup_HotThenRestore(t *testing.T) {
 	if code, _, stderr = runBackupCLI("restore", file, "--data-dir", restored); code != 2 || !strings.Contains(stderr, "--force") {
 		t.Errorf("restore with a .bak present: exit %d: %s", code, stderr)
 	}
-	if code, _, stderr = runBackupCLI("restore", file, "--data-dir", restored, "--force", "--compact"); code != 0 {
-		t.Errorf("restore --force --compact: exit %d: %s", code, stderr)
+	if code, _, stderr = runBackupCLI("restore", file, "--data-dir", restored, "--force", "--compact"); code != 0 ||
+		!strings.Contains(stderr, "compact: rewriting "+file) || !strings.Contains(stderr, "compact: ") || !regexp.MustCompile(`compact: .+ → .+ in `).MatchString(stderr) {
+		t.Errorf("restore --force --compact: exit %d, no compact progress on stderr: %s", code, stderr)
 	}
 	// The store compacted onto itself (disk-and-retention.md).
 	if code, stdout, stderr := runBackupCLI("restore", filepath.Join(restored, storeFile), "--data-dir", restored, "--compact", "--force"); code != 0 || !strings.Contains(stdout, "25 events") {

@@ -246,18 +246,26 @@ func (m *Main) prune(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
+		start, total := time.Now(), 0
 		for {
 			now := time.Now()
 			n, err := m.Store.Pruner.Prune(ctx, now, now.Add(-m.Config.Retention.Events.D()), 500)
+			total += n
 			if err != nil {
 				if ctx.Err() == nil {
-					m.Logger.Error("prune", slog.String(relay.LogKeyError, err.Error()))
+					m.Logger.Error("prune", slog.String(relay.LogKeyError, err.Error()), slog.Int(relay.LogKeyRecords, total))
 				}
 				break
 			}
 			if n == 0 {
 				break
 			}
+		}
+		if total > 0 {
+			// What retention removed: expired idempotency keys, nonces and
+			// counters, and finished events older than retention.events.
+			m.Logger.Info("retention: pruned expired records", slog.Int(relay.LogKeyRecords, total),
+				slog.Duration(relay.LogKeyTook, time.Since(start)))
 		}
 		select {
 		case <-ctx.Done():
