@@ -81,22 +81,28 @@ func TestCLI_ExportImportRoundTrip(t *testing.T) {
 	}
 	inv := a.stripe("evt_rt_inv", "invoice.created")
 	a.stripe("evt_rt_charge", "charge.succeeded") // discarded
+	drained := func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var s admin.StatsView
+			a.api("GET", "/admin/v1/stats", "", &s)
+			if s.QueueDepth == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("queue not drained: %+v", s)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// crm answers 400 only once everything before is delivered: under
+	// load, an earlier delivery to crm could otherwise meet the 400.
+	a.waitStatus(inv, "delivered")
+	drained()
 	a.crm.set(400, nil)
 	dead := a.github("rt-dead", "push", `{"ref":"refs/heads/dead"}`)
 	a.waitStatus(dead, "failed")
-	a.waitStatus(inv, "delivered")
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var s admin.StatsView
-		a.api("GET", "/admin/v1/stats", "", &s)
-		if s.QueueDepth == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("queue not drained: %+v", s)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	drained()
 	total := pushes + 3
 	dir := t.TempDir()
 	served, stopped := filepath.Join(dir, "served.jsonl"), filepath.Join(dir, "stopped.jsonl")
