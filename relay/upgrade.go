@@ -18,11 +18,10 @@ import (
 //
 // Any other envelope (every one made by this version, result events, a
 // body of another shape) is returned as it is. It never fails: an envelope
-// it cannot read is returned unchanged. The check costs a few substring
-// searches for an envelope of the current layout.
+// it cannot read is returned unchanged. An envelope of the current layout
+// costs a few substring searches (maybeEarlier).
 func UpgradeEnvelope(env json.RawMessage) json.RawMessage {
-	if !bytes.Contains(env, []byte(`"event"`)) && !bytes.Contains(env, []byte(`"event_type"`)) &&
-		!bytes.Contains(env, []byte(`"timestamp"`)) {
+	if !maybeEarlier(env) {
 		return env
 	}
 	var e Envelope
@@ -43,6 +42,29 @@ func UpgradeEnvelope(env json.RawMessage) json.RawMessage {
 		return env
 	}
 	return out
+}
+
+// maybeEarlier reports whether env may be of the earlier layout: it holds
+// the string "event" (a Stripe event's object) or the name "event_type" (a
+// WordPress event's), or its data starts with a member of a Standard
+// Webhooks payload. False is certain; true is checked by decoding.
+func maybeEarlier(env []byte) bool {
+	if bytes.Contains(env, []byte(`"event"`)) || bytes.Contains(env, []byte(`"event_type"`)) {
+		return true
+	}
+	// The first `},"data":` is the envelope's own data member: a string
+	// cannot hold an unescaped quote, and actor, subject and action come
+	// before it.
+	i := bytes.Index(env, []byte(`},"data":`))
+	if i < 0 {
+		return bytes.Contains(env, []byte(`"timestamp"`)) // another encoder's order: decode to know
+	}
+	data := bytes.TrimLeft(env[i+len(`},"data":`):], " \t\r\n")
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	data = bytes.TrimLeft(data[1:], " \t\r\n")
+	return bytes.HasPrefix(data, []byte(`"type"`)) || bytes.HasPrefix(data, []byte(`"timestamp"`)) || bytes.HasPrefix(data, []byte(`"data"`))
 }
 
 // oldData returns the provider object of body, the data of an envelope of

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -91,9 +92,46 @@ func TestUpgradeEnvelope_GoldenUnchanged(t *testing.T) {
 			if got := UpgradeEnvelope(enc); string(got) != string(enc) {
 				t.Errorf("%s: changed to %s", filepath.Base(f), got)
 			}
+			// The cheap check alone clears bodies that merely mention a
+			// timestamp (a GitHub push's commits) or a Stripe object.
+			if name := filepath.Base(f); (strings.HasPrefix(name, "github-push") || strings.HasPrefix(name, "stripe-invoice")) && maybeEarlier(enc) {
+				t.Errorf("%s: a current envelope takes the decoding path", name)
+			}
 		}
 	}
 	if n < 10 {
 		t.Fatalf("only %d golden envelopes read", n)
+	}
+}
+
+// BenchmarkUpgradeEnvelope measures what every delivery pays for reading
+// events of earlier versions: a current Stripe invoice envelope (the
+// substring checks only), and an earlier version's (decoded, re-encoded).
+func BenchmarkUpgradeEnvelope(b *testing.B) {
+	data, err := os.ReadFile("../testdata/envelopes/stripe-invoice-paid.golden.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var g struct {
+		Envelopes []Envelope `json:"envelopes"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil || len(g.Envelopes) != 1 {
+		b.Fatal(err)
+	}
+	current, _ := g.Envelopes[0].Encode()
+	old := g.Envelopes[0]
+	old.Data = json.RawMessage(`{"id":"evt_1","object":"event","type":"invoice.paid","data":` + string(old.Data) + `}`)
+	earlier, _ := old.Encode()
+	for _, c := range []struct {
+		name string
+		env  []byte
+	}{{"current", current}, {"earlier", earlier}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.env)))
+			b.ReportAllocs()
+			for b.Loop() {
+				UpgradeEnvelope(c.env)
+			}
+		})
 	}
 }
