@@ -195,19 +195,11 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 		outs, added = make([]relay.Outcome, len(preps)), 0
 		owners := map[*relay.Raw]string{}
 		if b.Nonce != "" {
-			// A nonce is single-use whatever its expiry: nonces holds it
-			// under the jti alone (its value the expiry, for Prune), and
-			// nonceexp under its expiry, appended, for Prune. A nonce
-			// written by the previous layout is in nonceexp only, found
-			// when it comes back with the same expiry.
+			// Single-use whatever its expiry (see nonces.go).
 			nonce := []byte(b.Nonce)
-			exp := nanos(b.NonceExpires)
-			key := timedKey(nil, exp, nonce)
-			if w.b(bucketNonces).Get(nonce) != nil || has(w.b(bucketNonceExp), key) {
+			key := timedKey(nil, nanos(b.NonceExpires), nonce)
+			if has(w.b(bucketNonceExp), key) || w.b(bucketNonces).Get(nonce) != nil || !db.nonces.claim(b.Nonce, b) {
 				return fmt.Errorf("nonce: %w", relay.ErrReplayed)
-			}
-			if err := w.b(bucketNonces).Put(nonce, u64(exp)); err != nil {
-				return err
 			}
 			if err := w.b(bucketNonceExp).Put(key, nil); err != nil {
 				return err
@@ -241,6 +233,9 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 		}
 		return nil
 	})
+	if b.Nonce != "" {
+		db.nonces.settle(b.Nonce, b, err == nil)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("enqueue: %w", err)
 	}

@@ -23,8 +23,8 @@ func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (
 	var n int
 	err := db.update(ctx, func(w *wtx) (err error) {
 		n, err = relay.Prune(max,
-			relay.PruneStep{Kind: "keys", Delete: func(max int) (int, error) { return pruneExpired(w, bucketKeyExp, bucketKeys, now, max) }},
-			relay.PruneStep{Kind: "nonces", Delete: func(max int) (int, error) { return pruneExpired(w, bucketNonceExp, bucketNonces, now, max) }},
+			relay.PruneStep{Kind: "keys", Delete: func(max int) (int, error) { return pruneExpired(w, bucketKeyExp, bucketKeys, now, max, nil) }},
+			relay.PruneStep{Kind: "nonces", Delete: func(max int) (int, error) { return db.pruneNonces(w, now, max) }},
 			relay.PruneStep{Kind: "counters", Delete: func(max int) (int, error) { return pruneCounters(w, now, max) }},
 			relay.PruneStep{Kind: "events", Delete: func(max int) (int, error) { return pruneEvents(w, eventsBefore, max) }},
 		)
@@ -36,10 +36,21 @@ func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (
 	return n, nil
 }
 
+// pruneNonces deletes up to max expired nonces; once the transaction has
+// committed, the index forgets them.
+func (db *DB) pruneNonces(w *wtx, now time.Time, max int) (int, error) {
+	var jtis []string
+	n, err := pruneExpired(w, bucketNonceExp, bucketNonces, now, max, func(name []byte) { jtis = append(jtis, string(name)) })
+	if err == nil && len(jtis) > 0 {
+		w.tx.OnCommit(func() { db.nonces.forget(jtis) })
+	}
+	return n, err
+}
+
 // pruneExpired deletes up to max entries of the expiry index idx that are
 // due at or before now, and the records of bucket main they point at
 // (whose value starts with the same 8-byte expiry).
-func pruneExpired(w *wtx, idx, main []byte, now time.Time, max int) (int, error) {
+func pruneExpired(w *wtx, idx, main []byte, now time.Time, max int, deleted func(name []byte)) (int, error) {
 	limit := nanos(now)
 	var keys [][]byte
 	c := w.b(idx).Cursor()
@@ -56,6 +67,9 @@ func pruneExpired(w *wtx, idx, main []byte, now time.Time, max int) (int, error)
 		at, name, ok := splitTimedKey(k, 0)
 		if !ok {
 			continue
+		}
+		if deleted != nil {
+			deleted(name)
 		}
 		if v := w.b(main).Get(name); len(v) >= 8 && binary.BigEndian.Uint64(v) == at {
 			if err := w.b(main).Delete(name); err != nil {

@@ -136,6 +136,7 @@ type DB struct {
 	log     *slog.Logger
 	pending atomic.Int64 // deliveries pending, in flight or retrying
 	sealer  *Sealer      // nil: records are stored plain
+	nonces  nonceIndex
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,7 +182,7 @@ func Open(path string, o Options) (*DB, error) {
 				return err
 			}
 			db.pending.Store(countPending(tx))
-			return nil
+			return db.nonces.load(tx)
 		})
 	})
 	if errors.Is(err, ErrDamaged) {
