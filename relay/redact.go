@@ -147,9 +147,21 @@ type redactHandler struct {
 func (x *redactHandler) Enabled(ctx context.Context, l slog.Level) bool { return x.h.Enabled(ctx, l) }
 
 func (x *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
-	out := slog.NewRecord(rec.Time, rec.Level, x.r.String(rec.Message), rec.PC)
+	msg := x.r.String(rec.Message)
+	changed := msg != rec.Message
+	if !changed {
+		rec.Attrs(func(a slog.Attr) bool {
+			_, changed = x.r.attr(a)
+			return !changed
+		})
+	}
+	if !changed {
+		return x.h.Handle(ctx, rec) // the common case: nothing to copy
+	}
+	out := slog.NewRecord(rec.Time, rec.Level, msg, rec.PC)
 	rec.Attrs(func(a slog.Attr) bool {
-		out.AddAttrs(x.r.attr(a))
+		clean, _ := x.r.attr(a)
+		out.AddAttrs(clean)
 		return true
 	})
 	return x.h.Handle(ctx, out)
@@ -158,7 +170,7 @@ func (x *redactHandler) Handle(ctx context.Context, rec slog.Record) error {
 func (x *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	clean := make([]slog.Attr, len(as))
 	for i, a := range as {
-		clean[i] = x.r.attr(a)
+		clean[i], _ = x.r.attr(a)
 	}
 	return &redactHandler{r: x.r, h: x.h.WithAttrs(clean)}
 }
@@ -167,23 +179,28 @@ func (x *redactHandler) WithGroup(name string) slog.Handler {
 	return &redactHandler{r: x.r, h: x.h.WithGroup(name)}
 }
 
-// attr returns a with its value redacted: strings, and anything printed as
-// text (errors, URLs, Stringers); groups attribute by attribute.
-func (r *Redactor) attr(a slog.Attr) slog.Attr {
+// attr returns a with its value redacted (strings, and anything printed
+// as text: errors, URLs, Stringers; groups attribute by attribute) and
+// whether that changed it.
+func (r *Redactor) attr(a slog.Attr) (slog.Attr, bool) {
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
 		if s := r.String(v.String()); s != v.String() {
-			return slog.String(a.Key, s)
+			return slog.String(a.Key, s), true
 		}
-		return slog.Attr{Key: a.Key, Value: v}
 	case slog.KindGroup:
 		as := v.Group()
 		clean := make([]slog.Attr, len(as))
+		changed := false
 		for i, g := range as {
-			clean[i] = r.attr(g)
+			var c bool
+			clean[i], c = r.attr(g)
+			changed = changed || c
 		}
-		return slog.Attr{Key: a.Key, Value: slog.GroupValue(clean...)}
+		if changed {
+			return slog.Attr{Key: a.Key, Value: slog.GroupValue(clean...)}, true
+		}
 	case slog.KindAny:
 		var text string
 		switch x := v.Any().(type) {
@@ -195,10 +212,10 @@ func (r *Redactor) attr(a slog.Attr) slog.Attr {
 			text = fmt.Sprint(x)
 		}
 		if s := r.String(text); s != text {
-			return slog.String(a.Key, s)
+			return slog.String(a.Key, s), true
 		}
 	}
-	return slog.Attr{Key: a.Key, Value: v}
+	return slog.Attr{Key: a.Key, Value: v}, false
 }
 
 // LeveledLogger returns a logger of go-retryablehttp's LeveledLogger shape
