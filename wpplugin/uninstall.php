@@ -28,7 +28,7 @@ function wprelay_uninstall_site() {
 	foreach ( WPRelay_Schema::OPTIONS as $wprelay_option ) {
 		delete_option( $wprelay_option );
 	}
-	$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( WPRelay_Schema::RATE_OPTION_PREFIX ) . '%' ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery
+	$wpdb->query( $wpdb->prepare( "DELETE FROM {$wpdb->options} WHERE option_name LIKE %s", $wpdb->esc_like( WPRelay_Schema::RATE_OPTION_PREFIX ) . '%' ) ); // phpcs:ignore WordPress.DB.DirectDatabaseQuery.DirectQuery, WordPress.DB.DirectDatabaseQuery.NoCaching -- uninstall deletes the rate limiter's options by prefix; nothing to cache.
 	wp_clear_scheduled_hook( WPRelay_Sender::CRON_HOOK );
 	wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
 	wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );

@@ -108,6 +108,15 @@ func TestWP_SiteHealth_UpAndDown(t *testing.T) {
 	if r := tests["wprelay_constants"]; r["status"] != "critical" || !strings.Contains(r["description"].(string), "WPRELAY_SITE_SIGNING_SECRET") {
 		t.Errorf("missing constant: %v", r)
 	}
+	// A sidecar URL WordPress refuses (a host that does not resolve): the
+	// loopback allowance test is critical and names the constant.
+	c = wpConstants(sc.public, sc.admin)
+	c["WPRELAY_SIDECAR_URL"] = "http://sidecar.invalid:8080"
+	site.SetConstants(t, c)
+	tests, _ = siteHealth(t, site)
+	if r := tests["wprelay_loopback_allowance"]; r["status"] != "critical" || !strings.Contains(r["description"].(string), "WPRELAY_SIDECAR_URL") {
+		t.Errorf("refused sidecar URL: %v", r)
+	}
 	site.SetConstants(t, wpConstants(sc.public, sc.admin))
 
 	// A row refused for good: critical in Site Health, a notice on the page.

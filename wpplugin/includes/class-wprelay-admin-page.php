@@ -659,7 +659,7 @@ class WPRelay_Admin_Page {
 		if ( ! isset( $_GET[ $name ] ) ) { // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- read-only view arguments.
 			return $fallback;
 		}
-		return sanitize_text_field( wp_unslash( (string) $_GET[ $name ] ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended
+		return sanitize_text_field( wp_unslash( (string) $_GET[ $name ] ) ); // phpcs:ignore WordPress.Security.NonceVerification.Recommended -- read-only view arguments.
 	}
 
 	/**

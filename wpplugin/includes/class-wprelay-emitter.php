@@ -411,7 +411,7 @@ class WPRelay_Emitter {
 		$this->seen[ $type . '|' . $ref ] = true;
 		$result                           = $this->emit( $type, $ref, $data() );
 		if ( is_wp_error( $result ) && ! in_array( $result->get_error_code(), array( 'wprelay_not_configured', 'wprelay_skipped' ), true ) ) {
-			error_log( sprintf( 'wprelay: could not emit %s for %s: %s', $type, $ref, $result->get_error_message() ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+			error_log( sprintf( 'wprelay: could not emit %s for %s: %s', $type, $ref, $result->get_error_message() ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- operators need a trace of events that could not be emitted; no secret or payload is logged.
 		}
 	}
 

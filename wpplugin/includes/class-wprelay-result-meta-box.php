@@ -57,8 +57,8 @@ class WPRelay_Result_Meta_Box {
 			array(
 				'post_type'        => WPRelay_Results_Controller::POST_TYPE,
 				'post_status'      => 'private',
-				'meta_key'         => WPRelay_Results_Controller::META_OBJECT_REF, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key
-				'meta_value'       => 'post:' . $post_id, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_value
+				'meta_key'         => WPRelay_Results_Controller::META_OBJECT_REF, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- one indexed meta_key lookup for a single object.
+				'meta_value'       => 'post:' . $post_id, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_value -- paired with the meta_key above.
 				'orderby'          => 'date',
 				'order'            => 'DESC',
 				'posts_per_page'   => $limit,

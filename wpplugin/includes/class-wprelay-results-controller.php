@@ -277,8 +277,8 @@ class WPRelay_Results_Controller extends WPRelay_REST_Controller {
 			array(
 				'post_type'        => self::POST_TYPE,
 				'post_status'      => 'any',
-				'meta_key'         => self::META_EVENT_ID, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key
-				'meta_value'       => $event_id, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_value
+				'meta_key'         => self::META_EVENT_ID, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_key -- one indexed meta_key lookup for a single object.
+				'meta_value'       => $event_id, // phpcs:ignore WordPress.DB.SlowDBQuery.slow_db_query_meta_value -- paired with the meta_key above.
 				'fields'           => 'ids',
 				'posts_per_page'   => 1,
 				'suppress_filters' => true,

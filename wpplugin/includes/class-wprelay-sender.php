@@ -352,6 +352,6 @@ class WPRelay_Sender {
 	 * @param string $msg What happened.
 	 */
 	private function log( array $row, string $msg ): void {
-		error_log( sprintf( 'wprelay: outbox row %d (%s, %s) attempt %d %s', (int) $row['id'], $row['event_type'], $row['idempotency_key'], (int) $row['attempts'], $msg ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+		error_log( sprintf( 'wprelay: outbox row %d (%s, %s) attempt %d %s', (int) $row['id'], $row['event_type'], $row['idempotency_key'], (int) $row['attempts'], $msg ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log -- the outbox log operators read (ids and reasons only, no secret or payload).
 	}
 }
