@@ -41,4 +41,15 @@ const (
 	LogKeyGrace      = "grace"
 	LogKeyKind       = "kind"  // a source kind
 	LogKeyField      = "field" // a template field, ".data.object.amount_due"
+	// The stores' lines.
+	LogKeyPath        = "path"
+	LogKeyCommit      = "commit" // the commit mode
+	LogKeyPending     = "pending"
+	LogKeyRecovered   = "recovered_in_flight"
+	LogKeyCalls       = "calls"
+	LogKeyOps         = "ops"
+	LogKeyServer      = "server"
+	LogKeyTablePrefix = "table_prefix"
+	LogKeyNode        = "node"
+	LogKeyMaxConns    = "max_conns"
 )

@@ -197,8 +197,8 @@ func Open(path string, o Options) (*DB, error) {
 		bdb.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
-	db.log.Info("store opened", slog.String("path", path), slog.String("commit", db.commit.mode),
-		slog.Int64("pending", db.pending.Load()), slog.Int("recovered_in_flight", recovered))
+	db.log.Info("store opened", slog.String(relay.LogKeyPath, path), slog.String(relay.LogKeyCommit, db.commit.mode),
+		slog.Int64(relay.LogKeyPending, db.pending.Load()), slog.Int(relay.LogKeyRecovered, recovered))
 	return db, nil
 }
 

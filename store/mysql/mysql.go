@@ -199,8 +199,8 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		return fail(err)
 	}
 	db.commit = newCommitter(db, o.Committers, o.OnCommit)
-	db.log.Info("store opened", slog.String("server", db.server), slog.String("table_prefix", o.TablePrefix),
-		slog.String("node", db.node), slog.Int("max_conns", o.MaxConns))
+	db.log.Info("store opened", slog.String(relay.LogKeyServer, db.server), slog.String(relay.LogKeyTablePrefix, o.TablePrefix),
+		slog.String(relay.LogKeyNode, db.node), slog.Int(relay.LogKeyMaxConns, o.MaxConns))
 	return db, nil
 }
 
