@@ -177,7 +177,7 @@ func (c *committer) commitInto(fns []func(*bolt.Tx) error, errs []*error) {
 		// Success, or a commit error (every write shares it), or the
 		// error of a write that ran alone.
 		if err != nil && failed < 0 {
-			c.log.Error("commit", slog.Int("ops", len(fns)), slog.String(relay.LogKeyError, err.Error()))
+			c.log.Error("commit", slog.Int(relay.LogKeyOps, len(fns)), slog.String(relay.LogKeyError, err.Error()))
 		}
 		if err == nil && c.observe != nil {
 			c.observe(len(fns), time.Since(start))

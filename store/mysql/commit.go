@@ -100,7 +100,7 @@ func (c *committer) run(group []*enqueueOp, errs []error) {
 		return
 	}
 	if len(group) > 1 && !connectionErr(err) && !retryable(err) && ctx.Err() == nil {
-		c.db.log.Warn("group commit failed; running its calls one by one", slog.Int("calls", len(group)), slog.String(relay.LogKeyError, err.Error()))
+		c.db.log.Warn("group commit failed; running its calls one by one", slog.Int(relay.LogKeyCalls, len(group)), slog.String(relay.LogKeyError, err.Error()))
 		for i := range group {
 			c.run(group[i:i+1], errs[i:i+1])
 		}
