@@ -21,6 +21,11 @@ type Incoming struct {
 	BodyHash [32]byte
 	// KeyExpires is when the idempotency key may be forgotten.
 	KeyExpires time.Time
+	// RawOf, when set, names an event stored earlier with this Raw, by an
+	// Enqueue of the same request (a large batch committed in parts): the
+	// store keeps a reference to that event's raw request rather than
+	// another copy of it.
+	RawOf string
 	// BodyKey, when set, is a second idempotency key, kept as long:
 	// the body's hash (BodyKey), for kinds whose event id comes from an
 	// unsigned header, so that a signed body re-sent under a new id is a

@@ -30,6 +30,7 @@ type prepared struct {
 	// made for the first event of each request (the likely owner, see
 	// insert).
 	raw       *relay.Raw
+	rawOf     string // relay.Incoming.RawOf
 	rawPlain  []byte
 	rawSealed []byte
 	dels      []preparedDelivery
@@ -127,7 +128,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		}
 		p.envelope = db.sealer.Seal(bucketEnvelopes, p.id, env)
 		if in.Raw != nil {
-			p.raw, p.rawPlain = in.Raw, raws[in.Raw]
+			p.raw, p.rawPlain, p.rawOf = in.Raw, raws[in.Raw], in.RawOf
 			if p.rawPlain == nil { // the request's first event
 				p.rawPlain = encodeRaw(in.Raw)
 				raws[in.Raw] = p.rawPlain
@@ -297,6 +298,9 @@ func (db *DB) insert(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 func (db *DB) putRaw(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 	if p.raw == nil {
 		return nil
+	}
+	if _, ok := owners[p.raw]; !ok && p.rawOf != "" && w.b(bucketRaws).Get([]byte(p.rawOf)) != nil {
+		owners[p.raw] = p.rawOf // stored by an earlier part of the request
 	}
 	if owner, ok := owners[p.raw]; ok {
 		if err := w.b(bucketRawOf).Put([]byte(p.id), []byte(owner)); err != nil {

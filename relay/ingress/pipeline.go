@@ -139,7 +139,7 @@ func (in *Ingress) ingest(w http.ResponseWriter, r *http.Request, ps httprouter.
 		}
 	}
 	cspan := in.child(r, "commit")
-	outcomes, err := in.Queue.Enqueue(r.Context(), b)
+	outcomes, err := in.commit(r.Context(), b)
 	endSpan(cspan, err)
 	if err != nil {
 		if errors.Is(err, relay.ErrReplayed) {

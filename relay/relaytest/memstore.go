@@ -138,6 +138,9 @@ func (s *MemStore) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome
 		me.ev.Envelope = slices.Clone(in.Event.Envelope)
 		me.ev.Deliveries = nil
 		if in.Raw != nil {
+			if of := s.events[in.RawOf]; raws[in.Raw] == nil && of != nil && of.raw != nil {
+				raws[in.Raw] = of.raw // stored by an earlier part of the request
+			}
 			if raws[in.Raw] == nil {
 				raws[in.Raw] = cloneRaw(in.Raw)
 			}

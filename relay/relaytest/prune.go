@@ -197,3 +197,26 @@ func testRawShared(f *fixture) {
 		f.t.Errorf("events left after pruning all = %v", ids)
 	}
 }
+
+// testRawOf: an event whose Incoming names, in RawOf, an event stored
+// earlier with the same raw request (a batch committed in parts) reads
+// that request; pruning keeps it while the later event is there.
+func testRawOf(f *fixture) {
+	raw := &relay.Raw{Method: "POST", Path: "/hooks/hubspot", Body: []byte(`[{"eventId":1},{"eventId":2}]`)}
+	e1, e2 := in("k1", t0, "a"), in("k2", t0, "b")
+	e1.Raw, e2.Raw = raw, raw
+	first := f.enqueue(e1)[0]
+	e2.RawOf = first.ID
+	second := f.enqueue(e2)[0]
+	for _, id := range []string{first.ID, second.ID} {
+		if got, err := f.s.Raw(f.ctx, id); err != nil || string(got.Body) != string(raw.Body) {
+			f.t.Errorf("Raw %s = %+v, %v; want the request", id, got, err)
+		}
+	}
+	now := t0.Add(time.Hour)
+	f.settle("a", now, relay.DeliverySucceeded)
+	f.prune(now, now, 100)
+	if got, err := f.s.Raw(f.ctx, second.ID); err != nil || string(got.Body) != string(raw.Body) {
+		f.t.Errorf("Raw of the later event after a prune = %+v, %v; want the request", got, err)
+	}
+}

@@ -158,6 +158,7 @@ func TestStore(t *testing.T, open func(t *testing.T) Store) {
 		run(t, "Events", testPruneEvents)
 		run(t, "Max", testPruneMax)
 		run(t, "RawShared", testRawShared)
+		run(t, "RawOf", testRawOf)
 	})
 }
 

@@ -40,6 +40,7 @@ type prepared struct {
 	// rawPlain its stored form; rawSealed that form sealed for this event,
 	// made for the first event of each request (see applyEnqueue).
 	raw       *relay.Raw
+	rawOf     string // relay.Incoming.RawOf
 	rawPlain  []byte
 	rawSealed []byte
 	dels      []prepDelivery
@@ -133,7 +134,7 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 				raws[in.Raw] = raw
 				p.rawSealed = db.sealer.Seal(labelRaw, p.id, raw)
 			}
-			p.raw, p.rawPlain = in.Raw, raw
+			p.raw, p.rawPlain, p.rawOf = in.Raw, raw, in.RawOf
 		}
 		return nil
 	})
@@ -380,6 +381,9 @@ func (db *DB) applyEnqueue(ctx context.Context, tx *sql.Tx, ops []*enqueueOp) er
 		}
 		var raw any
 		if p.raw != nil {
+			if _, ok := owners[p.raw]; !ok && p.rawOf != "" {
+				owners[p.raw] = p.rawOf // stored by an earlier part of the request
+			}
 			if owner, ok := owners[p.raw]; ok {
 				if err := refs.add(p.id, owner); err != nil {
 					return err
