@@ -114,9 +114,14 @@ func TestWP_Events_RejectsBadCredentials(t *testing.T) {
 				c.call.Body = body
 			}
 			c.call.Key = uuid.NewString() + ":wordpress"
+			logged := len(site.DebugLog())
 			r := c.call.send(t, site)
-			if r.Status != 401 || r.Body["code"] != c.code {
-				t.Fatalf("%d %s, want 401 %s", r.Status, r.Raw, c.code)
+			// One generic answer; which check failed is in the debug log only.
+			if r.Status != 401 || r.Body["code"] != "wprelay_unauthorized" || r.Body["message"] != "The request could not be authenticated." {
+				t.Fatalf("%d %s, want 401 wprelay_unauthorized with the generic message", r.Status, r.Raw)
+			}
+			if log := site.DebugLog(); len(log) < logged || !strings.Contains(log[logged:], "wprelay: 401 on /wprelay/v1/events from 127.0.0.1: ") || !strings.Contains(log[logged:], "("+c.code+")") {
+				t.Fatalf("debug.log does not say why (%s):\n%s", c.code, tail(log, 3))
 			}
 			if strings.Contains(r.Raw, wpJWTSecret) || strings.Contains(r.Raw, wpSigning) {
 				t.Fatal("the answer contains a secret")
@@ -147,6 +152,26 @@ func TestWP_Events_RejectsBadCredentials(t *testing.T) {
 			if r.Status != 422 || r.Body["code"] != "wprelay_invalid_event" {
 				t.Errorf("%s: %d %s, want 422 wprelay_invalid_event", b, r.Status, r.Raw)
 			}
+		}
+	})
+	t.Run("unauthenticated requests write nothing and spend no budget", func(t *testing.T) {
+		site.PHP(t, `update_option( 'wpstack_rate_limit', '3' );`)
+		defer site.PHP(t, `delete_option( 'wpstack_rate_limit' );`)
+		site.Query(t, "DELETE FROM wp_options WHERE option_name LIKE 'wprelay\\_rate\\_%'")
+		maxID := func() int { return site.QueryInt(t, "SELECT MAX(option_id) FROM wp_options") }
+		before := maxID()
+		for i := 0; i < 10; i++ {
+			if r := (wpCall{Route: "events", Body: body, NoToken: true}).send(t, site); r.Status != 401 {
+				t.Fatalf("request %d without a token: %d %s, want 401", i, r.Status, r.Raw)
+			}
+		}
+		if after := maxID(); after != before {
+			t.Fatalf("10 unauthenticated requests added %d wp_options rows: %v", after-before,
+				site.Query(t, fmt.Sprintf("SELECT option_name FROM wp_options WHERE option_id > %d", before)))
+		}
+		// The same address (one proxy for everyone) still has the sidecar's budget.
+		if r := (wpCall{Route: "events", Body: envelope(uuid.NewString(), "invoice.created", map[string]any{})}).send(t, site); r.Status != 202 {
+			t.Fatalf("a valid delivery after 10 unauthenticated ones: %d %s, want 202", r.Status, r.Raw)
 		}
 	})
 	t.Run("rate limited", func(t *testing.T) {

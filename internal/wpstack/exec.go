@@ -110,6 +110,17 @@ func (s *Site) RunCron(tb testing.TB) {
 	}
 }
 
+// MuPlugin writes code (a whole PHP file) as wp-content/mu-plugins/name,
+// loaded by every later request, and removes it when tb's test ends.
+func (s *Site) MuPlugin(tb testing.TB, name, code string) {
+	tb.Helper()
+	path := filepath.Join(s.Root, "wp-content", "mu-plugins", name)
+	if err := os.WriteFile(path, []byte(code), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = os.Remove(path) })
+}
+
 // DueCron makes every scheduled event of hook due now, so that the next
 // RunCron runs it (as if its time had come).
 func (s *Site) DueCron(tb testing.TB, hook string) {

@@ -10,10 +10,11 @@ if ( ! defined( 'ABSPATH' ) ) {
 }
 
 /**
- * The wp-admin page (manage_options), in four tabs: Events (the sidecar's
+ * The wp-admin page (manage_options), in five tabs: Events (the sidecar's
  * events, filtered and paged by cursor, each with its detail and a Replay
  * button), Dead letters (with bulk replay), Outbox (what WordPress emitted,
- * with "retry now") and Health (sidecar reachable, version, constants set,
+ * with "retry now"), Received (what was delivered here and how its
+ * handlers fared: retries, failed events with Replay) and Health (sidecar reachable, version, constants set,
  * clock skew, queue, breakers).
  *
  * Everything works without JavaScript: links and forms. Actions post to
@@ -74,20 +75,29 @@ class WPRelay_Admin_Page {
 	private $health;
 
 	/**
+	 * The Received tab (receipts and their dispatch), when given.
+	 *
+	 * @var WPRelay_Received_Tab|null
+	 */
+	private $received;
+
+	/**
 	 * Builds the page.
 	 *
-	 * @param WPRelay_Config         $config Settings.
-	 * @param WPRelay_Outbox         $outbox Outbox.
-	 * @param WPRelay_Sidecar_Client $client Sidecar admin API.
-	 * @param WPRelay_Sender         $sender Sender.
-	 * @param WPRelay_Health|null    $health Health checks.
+	 * @param WPRelay_Config            $config   Settings.
+	 * @param WPRelay_Outbox            $outbox   Outbox.
+	 * @param WPRelay_Sidecar_Client    $client   Sidecar admin API.
+	 * @param WPRelay_Sender            $sender   Sender.
+	 * @param WPRelay_Health|null       $health   Health checks.
+	 * @param WPRelay_Received_Tab|null $received The Received tab.
 	 */
-	public function __construct( WPRelay_Config $config, WPRelay_Outbox $outbox, WPRelay_Sidecar_Client $client, WPRelay_Sender $sender, ?WPRelay_Health $health = null ) {
-		$this->config = $config;
-		$this->outbox = $outbox;
-		$this->client = $client;
-		$this->sender = $sender;
-		$this->health = $health;
+	public function __construct( WPRelay_Config $config, WPRelay_Outbox $outbox, WPRelay_Sidecar_Client $client, WPRelay_Sender $sender, ?WPRelay_Health $health = null, ?WPRelay_Received_Tab $received = null ) {
+		$this->config   = $config;
+		$this->outbox   = $outbox;
+		$this->client   = $client;
+		$this->sender   = $sender;
+		$this->health   = $health;
+		$this->received = $received;
 	}
 
 	/**
@@ -252,6 +262,8 @@ class WPRelay_Admin_Page {
 			$this->render_outbox();
 		} elseif ( 'health' === $tab ) {
 			$this->render_health();
+		} elseif ( WPRelay_Received_Tab::TAB === $tab && null !== $this->received ) {
+			$this->received->render();
 		} else {
 			$this->render_events();
 		}
@@ -265,10 +277,11 @@ class WPRelay_Admin_Page {
 	 */
 	private function tabs( string $current ): void {
 		$tabs = array(
-			'events' => __( 'Events', 'wprelay' ),
-			'dlq'    => __( 'Dead letters', 'wprelay' ),
-			'outbox' => __( 'Outbox', 'wprelay' ),
-			'health' => __( 'Health', 'wprelay' ),
+			'events'   => __( 'Events', 'wprelay' ),
+			'dlq'      => __( 'Dead letters', 'wprelay' ),
+			'outbox'   => __( 'Outbox', 'wprelay' ),
+			'received' => __( 'Received', 'wprelay' ),
+			'health'   => __( 'Health', 'wprelay' ),
 		);
 		echo '<nav class="nav-tab-wrapper wp-clearfix" aria-label="' . esc_attr__( 'Webhook Relay sections', 'wprelay' ) . '">';
 		foreach ( $tabs as $slug => $label ) {

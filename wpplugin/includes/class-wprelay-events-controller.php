@@ -45,14 +45,14 @@ class WPRelay_Events_Controller extends WPRelay_REST_Controller {
 	 */
 	public function create_item( $request ) {
 		$event = $this->envelope( $request );
-		$id    = $this->store_receipt( $request, $event, 'stored' );
+		$id    = $this->store_receipt( $request, $event, 'stored', $this->subject_key( $event ) );
 		if ( is_wp_error( $id ) ) {
 			return $id;
 		}
 		if ( null === $id ) {
 			return $this->duplicate( (string) $request->get_header( 'idempotency_key' ) );
 		}
-		$this->dispatcher->schedule( $id );
+		$this->dispatcher->kick();
 		/**
 		 * Fires in the delivery request, right after a new event was stored
 		 * and before the 202 answer. Keep it fast; do the work in
@@ -72,5 +72,21 @@ class WPRelay_Events_Controller extends WPRelay_REST_Controller {
 			),
 			202
 		);
+	}
+
+	/**
+	 * The key that orders a subject's events: source, tenant, subject type
+	 * and id; '' (no order kept) when the envelope names no subject id.
+	 *
+	 * @param array $event The envelope.
+	 * @return string
+	 */
+	private function subject_key( array $event ): string {
+		$subject = isset( $event['subject'] ) && is_array( $event['subject'] ) ? $event['subject'] : array();
+		if ( '' === (string) ( $subject['id'] ?? '' ) ) {
+			return '';
+		}
+		$key = implode( "\x1f", array( $event['source'] ?? '', $event['tenant'] ?? '', $subject['type'] ?? '', $subject['id'] ) );
+		return strlen( $key ) > 191 ? 'sha256:' . hash( 'sha256', $key ) : $key;
 	}
 }

@@ -52,6 +52,20 @@ class WPRelay_Plugin {
 	private $health;
 
 	/**
+	 * The dispatch transaction.
+	 *
+	 * @var WPRelay_Transaction
+	 */
+	private $transaction;
+
+	/**
+	 * The plugin page's Received tab.
+	 *
+	 * @var WPRelay_Received_Tab
+	 */
+	private $received;
+
+	/**
 	 * Every collaborator with a register_hooks() method.
 	 *
 	 * @var object[]
@@ -64,20 +78,23 @@ class WPRelay_Plugin {
 	 * @param wpdb $db Database access.
 	 */
 	public function __construct( wpdb $db ) {
-		$config           = new WPRelay_Config();
-		$crypto           = new WPRelay_Crypto();
-		$this->schema     = new WPRelay_Schema( $db );
-		$receipts         = new WPRelay_Receipts( $db, $this->schema );
-		$outbox           = new WPRelay_Outbox( $db, $this->schema );
-		$limiter          = new WPRelay_Rate_Limiter( $db );
-		$verifier         = new WPRelay_Request_Verifier( $config, $crypto );
-		$this->sender     = new WPRelay_Sender( $config, $crypto, $outbox );
-		$this->emitter    = new WPRelay_Emitter( $config, $crypto, $outbox, $this->sender );
-		$this->dispatcher = new WPRelay_Dispatcher( $receipts );
-		$client           = new WPRelay_Sidecar_Client( $config );
-		$this->health     = new WPRelay_Health( $config, $outbox, $receipts, $client );
-		$this->hooked     = array(
+		$config            = new WPRelay_Config();
+		$crypto            = new WPRelay_Crypto();
+		$this->schema      = new WPRelay_Schema( $db );
+		$receipts          = new WPRelay_Receipts( $db, $this->schema );
+		$outbox            = new WPRelay_Outbox( $db, $this->schema );
+		$limiter           = new WPRelay_Rate_Limiter( $db );
+		$verifier          = new WPRelay_Request_Verifier( $config, $crypto );
+		$this->sender      = new WPRelay_Sender( $config, $crypto, $outbox );
+		$this->emitter     = new WPRelay_Emitter( $config, $crypto, $outbox, $this->sender );
+		$this->transaction = new WPRelay_Transaction( $db );
+		$this->dispatcher  = new WPRelay_Dispatcher( $receipts, $this->transaction );
+		$this->received    = new WPRelay_Received_Tab( $receipts, $this->dispatcher );
+		$client            = new WPRelay_Sidecar_Client( $config );
+		$this->health      = new WPRelay_Health( $config, $outbox, $receipts, $client );
+		$this->hooked      = array(
 			$this->schema,
+			$this->transaction,
 			$this->sender,
 			$this->emitter,
 			$this->dispatcher,
@@ -86,7 +103,8 @@ class WPRelay_Plugin {
 			new WPRelay_User_Sync_Controller( $verifier, $receipts, $limiter, $this->emitter ),
 			new WPRelay_Results_Controller( $verifier, $receipts, $limiter, $this->emitter ),
 			new WPRelay_Result_Meta_Box(),
-			new WPRelay_Admin_Page( $config, $outbox, $client, $this->sender, $this->health ),
+			$this->received,
+			new WPRelay_Admin_Page( $config, $outbox, $client, $this->sender, $this->health, $this->received ),
 			new WPRelay_Site_Health( $this->health, $config ),
 			new WPRelay_Privacy( $db, $this->schema ),
 			new WPRelay_Retention( $outbox, $receipts ),
@@ -135,6 +153,33 @@ class WPRelay_Plugin {
 	}
 
 	/**
+	 * Returns the dispatch transaction (for wprelay_after_commit()).
+	 *
+	 * @return WPRelay_Transaction
+	 */
+	public function transaction(): WPRelay_Transaction {
+		return $this->transaction;
+	}
+
+	/**
+	 * Returns the dispatcher (for the plugin page and WP-CLI).
+	 *
+	 * @return WPRelay_Dispatcher
+	 */
+	public function dispatcher(): WPRelay_Dispatcher {
+		return $this->dispatcher;
+	}
+
+	/**
+	 * Returns the plugin page's Received tab.
+	 *
+	 * @return WPRelay_Received_Tab
+	 */
+	public function received_tab(): WPRelay_Received_Tab {
+		return $this->received;
+	}
+
+	/**
 	 * Activation: creates the tables and schedules the outbox job, in every
 	 * site of the network when network-activated.
 	 *
@@ -165,6 +210,9 @@ class WPRelay_Plugin {
 				wp_unschedule_hook( WPRelay_Sender::RETRY_HOOK );
 				wp_unschedule_hook( WPRelay_Dispatcher::HOOK );
 				wp_unschedule_hook( WPRelay_Retention::CRON_HOOK );
+				if ( function_exists( 'as_unschedule_all_actions' ) ) {
+					as_unschedule_all_actions( WPRelay_Dispatcher::HOOK, array(), WPRelay_Dispatcher::GROUP );
+				}
 			}
 		);
 	}

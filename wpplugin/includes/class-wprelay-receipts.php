@@ -17,9 +17,15 @@ if ( ! defined( 'ABSPATH' ) ) {
  * commit point, so that two concurrent deliveries of one key store it once
  * and only the first is dispatched.
  *
- * Statuses: stored (waiting for the wprelay_event actions), dispatching,
- * done, failed (an action threw), applied (user-sync and results, handled
- * in the request).
+ * Statuses: stored (waiting for the wprelay_event actions: due at next_at,
+ * NULL = now), dispatching (claimed by a runner until lease_until; after
+ * that the runner counts as dead and the receipt is due again), done,
+ * failed (every attempt threw or died; replayable), applied (user-sync and
+ * results, handled in the request).
+ *
+ * The claim is committed on its own, before the dispatch's transaction
+ * starts: a runner that dies leaves a claim that expires, and the attempt
+ * it spent stays counted.
  */
 class WPRelay_Receipts {
 
@@ -51,7 +57,7 @@ class WPRelay_Receipts {
 	/**
 	 * Inserts a receipt unless its key is already stored.
 	 *
-	 * @param array $row idempotency_key, route, event_id, event_type, event (JSON), trace_id, status.
+	 * @param array $row idempotency_key, route, event_id, event_type, event (JSON), trace_id, status, subject_key (optional).
 	 * @return int|null The new row's id; null when the key was already stored.
 	 * @throws RuntimeException When the database refuses the insert.
 	 */
@@ -61,7 +67,7 @@ class WPRelay_Receipts {
 		// would hide truncation too).
 		$table = $this->schema->receipts();
 		$sql   = $this->db->prepare(
-			"INSERT INTO {$table} (idempotency_key, route, event_id, event_type, event, trace_id, received_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
+			"INSERT INTO {$table} (idempotency_key, route, event_id, event_type, event, trace_id, received_at, status, subject_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE id = id",
 			$row['idempotency_key'],
 			$row['route'],
 			$row['event_id'],
@@ -69,7 +75,8 @@ class WPRelay_Receipts {
 			$row['event'],
 			$row['trace_id'],
 			gmdate( 'Y-m-d H:i:s' ),
-			$row['status']
+			$row['status'],
+			$row['subject_key'] ?? ''
 		);
 		$done  = $this->db->query( $sql );
 		if ( false === $done ) {
@@ -149,26 +156,170 @@ class WPRelay_Receipts {
 	}
 
 	/**
-	 * Returns the ids of receipts stuck in a status for longer than $age
-	 * seconds (their dispatch was lost).
+	 * Returns the ids of the receipts due for dispatch, oldest first:
+	 * stored ones whose time has come, and claimed ones whose runner's
+	 * lease expired.
 	 *
-	 * @param string $status Status.
-	 * @param int    $age    Seconds.
-	 * @param int    $limit  Most rows to return.
+	 * @param int $limit Most ids to return.
 	 * @return int[]
 	 */
-	public function stuck( string $status, int $age, int $limit ): array {
+	public function due( int $limit ): array {
 		$table = $this->schema->receipts();
+		$now   = gmdate( 'Y-m-d H:i:s' );
 		$ids   = $this->db->get_col(
 			$this->db->prepare(
-				"SELECT id FROM {$table} WHERE status = %s AND received_at < %s ORDER BY id LIMIT %d",
-				$status,
-				gmdate( 'Y-m-d H:i:s', time() - $age ),
+				"SELECT id FROM {$table} WHERE (status = 'stored' AND (next_at IS NULL OR next_at <= %s)) OR (status = 'dispatching' AND lease_until < %s) ORDER BY id LIMIT %d",
+				$now,
+				$now,
 				$limit
 			)
 		);
 		return array_map( 'intval', $ids );
 	}
+
+	/**
+	 * Returns when the next stored receipt is due (Unix time), or 0 when
+	 * none is waiting.
+	 *
+	 * @return int
+	 */
+	public function next_due(): int {
+		$table = $this->schema->receipts();
+		$at    = $this->db->get_var( "SELECT MIN(COALESCE(next_at, received_at)) FROM {$table} WHERE status = 'stored'" );
+		$lease = $this->db->get_var( "SELECT MIN(lease_until) FROM {$table} WHERE status = 'dispatching'" );
+		$times = array_filter( array_map( static fn( $t ) => $t ? (int) strtotime( $t . ' UTC' ) : 0, array( $at, $lease ) ) );
+		return empty( $times ) ? 0 : min( $times );
+	}
+
+	/**
+	 * Tells whether an earlier receipt about the same subject is still
+	 * waiting or being dispatched (this one must wait for it).
+	 *
+	 * @param int    $id          Row id.
+	 * @param string $subject_key Subject key ('' never waits).
+	 * @return bool
+	 */
+	public function waits_for_earlier( int $id, string $subject_key ): bool {
+		if ( '' === $subject_key ) {
+			return false;
+		}
+		$table = $this->schema->receipts();
+		return null !== $this->db->get_var(
+			$this->db->prepare(
+				"SELECT id FROM {$table} WHERE subject_key = %s AND id < %d AND status IN ('stored', 'dispatching') LIMIT 1",
+				$subject_key,
+				$id
+			)
+		);
+	}
+
+	/**
+	 * Claims a due receipt for one attempt, in its own autocommitted
+	 * statement: status dispatching, attempts + 1, lease_until now + $lease.
+	 * A receipt reclaimed after its lease expired records that the previous
+	 * attempt did not finish.
+	 *
+	 * @param int    $id    Row id.
+	 * @param int    $lease Seconds the claim holds.
+	 * @param string $token This attempt's token.
+	 * @return array|null The claimed row; null when it was not due or another runner has it.
+	 */
+	public function claim( int $id, int $lease, string $token ): ?array {
+		$table = $this->schema->receipts();
+		$now   = time();
+		// Assignments run left to right: last_error reads the old status.
+		$done = $this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET last_error = IF(status = 'dispatching', %s, last_error), status = 'dispatching', attempts = attempts + 1, lease_until = %s, claim_token = %s WHERE id = %d AND ((status = 'stored' AND (next_at IS NULL OR next_at <= %s)) OR (status = 'dispatching' AND lease_until < %s))",
+				'the previous attempt did not finish: its PHP process was killed or lost its database connection',
+				gmdate( 'Y-m-d H:i:s', $now + $lease ),
+				$token,
+				$id,
+				gmdate( 'Y-m-d H:i:s', $now ),
+				gmdate( 'Y-m-d H:i:s', $now )
+			)
+		);
+		if ( 1 !== (int) $done ) {
+			return null;
+		}
+		return $this->get( $id );
+	}
+
+	/**
+	 * The SELECT that locks a receipt inside the dispatch's transaction.
+	 *
+	 * @param int $id Row id.
+	 * @return string
+	 */
+	public function lock_query( int $id ): string {
+		$table = $this->schema->receipts();
+		return $this->db->prepare( "SELECT id, status, claim_token FROM {$table} WHERE id = %d", $id );
+	}
+
+	/**
+	 * Ends an attempt of the runner holding $token: done, stored again (due
+	 * at $next_at) or failed.
+	 *
+	 * @param int    $id      Row id.
+	 * @param string $token   The attempt's token.
+	 * @param string $status  done, stored or failed.
+	 * @param int    $next_at Unix time the receipt is due again (stored only).
+	 * @param string $error   Error to record ('' keeps the last one).
+	 * @return bool Whether the row was still this attempt's.
+	 */
+	public function finish( int $id, string $token, string $status, int $next_at = 0, string $error = '' ): bool {
+		$table = $this->schema->receipts();
+		$done  = $this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET status = %s, next_at = %s, lease_until = NULL, last_error = IF(%s = '', last_error, %s) WHERE id = %d AND status = 'dispatching' AND claim_token = %s",
+				$status,
+				gmdate( 'Y-m-d H:i:s', $next_at > 0 ? $next_at : time() ),
+				$error,
+				$error,
+				$id,
+				$token
+			)
+		);
+		return 1 === (int) $done;
+	}
+
+	/**
+	 * Makes a failed receipt due again, with a fresh set of attempts.
+	 *
+	 * @param int $id Row id.
+	 * @return bool Whether it was failed (and is now stored).
+	 */
+	public function replay( int $id ): bool {
+		$table = $this->schema->receipts();
+		$done  = $this->db->query(
+			$this->db->prepare(
+				"UPDATE {$table} SET status = 'stored', attempts = 0, next_at = NULL, lease_until = NULL, claim_token = '' WHERE id = %d AND status = 'failed'",
+				$id
+			)
+		);
+		return 1 === (int) $done;
+	}
+
+	/**
+	 * Returns the latest receipts of the events route in a status.
+	 *
+	 * @param string $status Status (failed, stored, …).
+	 * @param int    $limit  Most rows.
+	 * @return array[] id, event_id, event_type, received_at, attempts, next_at, last_error.
+	 */
+	public function in_status( string $status, int $limit ): array {
+		$table = $this->schema->receipts();
+		$rows  = $this->db->get_results(
+			$this->db->prepare(
+				"SELECT id, event_id, event_type, received_at, attempts, next_at, last_error FROM {$table} WHERE route = 'events' AND status = %s ORDER BY id DESC LIMIT %d",
+				$status,
+				$limit
+			),
+			ARRAY_A
+		);
+		return is_array( $rows ) ? $rows : array();
+	}
+
 	/**
 	 * Returns the newest receipts (without the event body), for WP-CLI.
 	 *

@@ -12,7 +12,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 /**
  * Base of the routes the sidecar delivers to (POST wprelay/v1/events,
  * /user-sync, /results). Each request is verified (JWT + Standard Webhooks
- * signature) and rate limited in permission_callback, its body is the
+ * signature), then rate limited, in permission_callback, its body is the
  * sidecar's canonical envelope described by `get_item_schema()`, and its
  * Idempotency-Key is recorded in the receipts table, whose UNIQUE index
  * turns a repeated delivery into 200 {"duplicate":true}.
@@ -88,24 +88,51 @@ abstract class WPRelay_REST_Controller extends WP_REST_Controller {
 	}
 
 	/**
-	 * Rate limits, then verifies the sidecar's token and signature.
+	 * Verifies the sidecar's token and signature, then counts the request
+	 * against the route's rate limit.
+	 *
+	 * A request that does not authenticate gets one generic 401; which
+	 * check failed goes to the debug log (WP_DEBUG), not to the caller.
 	 *
 	 * @param WP_REST_Request $request The request.
 	 * @return true|WP_Error
 	 */
 	public function create_item_permissions_check( $request ) {
-		$wait = $this->limiter->hit( $this->rest_base );
+		$wait = $this->limiter->failing( $this->rest_base );
 		if ( $wait > 0 ) {
-			return new WP_Error(
-				'wprelay_rate_limited',
-				__( 'Too many requests; retry later.', 'wprelay' ),
-				array(
-					'status'      => 429,
-					'retry_after' => $wait,
-				)
-			);
+			return $this->rate_limited( $wait );
 		}
-		return $this->verifier->verify( $request );
+		$allowed = $this->verifier->verify( $request );
+		if ( is_wp_error( $allowed ) ) {
+			$data = $allowed->get_error_data();
+			if ( ! is_array( $data ) || 401 !== ( $data['status'] ?? 0 ) ) {
+				return $allowed; // 503 wprelay_not_configured: for the operator, says which constant to set.
+			}
+			$this->limiter->fail( $this->rest_base );
+			if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
+				error_log( sprintf( 'wprelay: 401 on /%s/%s from %s: %s (%s)', $this->namespace, $this->rest_base, $this->limiter->client_ip( $this->rest_base ), $allowed->get_error_message(), $allowed->get_error_code() ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
+			}
+			return new WP_Error( 'wprelay_unauthorized', __( 'The request could not be authenticated.', 'wprelay' ), array( 'status' => 401 ) );
+		}
+		$wait = $this->limiter->hit( $this->rest_base );
+		return $wait > 0 ? $this->rate_limited( $wait ) : true;
+	}
+
+	/**
+	 * Builds a 429 wprelay_rate_limited error.
+	 *
+	 * @param int $wait Seconds until the window ends.
+	 * @return WP_Error
+	 */
+	private function rate_limited( int $wait ): WP_Error {
+		return new WP_Error(
+			'wprelay_rate_limited',
+			__( 'Too many requests; retry later.', 'wprelay' ),
+			array(
+				'status'      => 429,
+				'retry_after' => $wait,
+			)
+		);
 	}
 
 	/**
@@ -250,9 +277,10 @@ abstract class WPRelay_REST_Controller extends WP_REST_Controller {
 	 * @param WP_REST_Request $request The request.
 	 * @param array           $event   Its envelope.
 	 * @param string          $status  Status of the new receipt.
+	 * @param string          $subject Subject key that orders dispatch ('' for none).
 	 * @return int|null|WP_Error The receipt id; null for a duplicate.
 	 */
-	protected function store_receipt( WP_REST_Request $request, array $event, string $status ) {
+	protected function store_receipt( WP_REST_Request $request, array $event, string $status, string $subject = '' ) {
 		try {
 			return $this->receipts->insert_if_new(
 				array(
@@ -263,6 +291,7 @@ abstract class WPRelay_REST_Controller extends WP_REST_Controller {
 					'event'           => (string) wp_json_encode( $event, JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE ),
 					'trace_id'        => $this->trace_id( $request ),
 					'status'          => $status,
+					'subject_key'     => $subject,
 				)
 			);
 		} catch ( RuntimeException $e ) {

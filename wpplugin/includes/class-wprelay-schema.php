@@ -13,7 +13,9 @@ if ( ! defined( 'ABSPATH' ) ) {
  * Creates and upgrades the plugin's two tables with dbDelta:
  *
  * - receipts: one row per request the sidecar delivered (UNIQUE
- *   idempotency_key), the dedupe record and the dispatch queue;
+ *   idempotency_key), the dedupe record and the dispatch queue (attempts,
+ *   next_at, the lease of the runner that claimed it, and the subject whose
+ *   order it keeps); InnoDB, because each dispatch is a transaction on it;
  * - outbox: one row per event WordPress emits, until the sidecar took it.
  *
  * The schema version is kept in an autoloaded option (it is read on every
@@ -28,7 +30,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 class WPRelay_Schema {
 
 	/** Version of the CREATE TABLE statements below; bump on any change. */
-	const VERSION = '2';
+	const VERSION = '3';
 
 	/** Option holding the installed schema version. */
 	const VERSION_OPTION = 'wprelay_db_version';
@@ -129,12 +131,19 @@ class WPRelay_Schema {
   status varchar(20) NOT NULL DEFAULT 'stored',
   result_ref varchar(191) NOT NULL DEFAULT '',
   last_error text NULL,
+  subject_key varchar(191) NOT NULL DEFAULT '',
+  attempts smallint(5) unsigned NOT NULL DEFAULT 0,
+  next_at datetime NULL,
+  lease_until datetime NULL,
+  claim_token varchar(32) NOT NULL DEFAULT '',
   PRIMARY KEY  (id),
   UNIQUE KEY idempotency_key (idempotency_key),
   KEY status_received (status,received_at),
   KEY received_at (received_at),
+  KEY status_next (status,next_at),
+  KEY subject_key (subject_key,id),
   KEY event_id (event_id)
-) $charset;";
+) $charset ENGINE=InnoDB;";
 		$outbox   = "CREATE TABLE {$this->outbox()} (
   id bigint(20) unsigned NOT NULL AUTO_INCREMENT,
   idempotency_key char(36) NOT NULL,
@@ -152,7 +161,15 @@ class WPRelay_Schema {
   KEY state_next (state,next_at),
   KEY state_sent (state,sent_at)
 ) $charset;";
+		$from     = (string) get_option( self::VERSION_OPTION, '' );
 		dbDelta( array( $receipts, $outbox ) );
+		if ( in_array( $from, array( '1', '2' ), true ) ) {
+			// Versions 1 and 2 dispatched without a transaction: a receipt they left
+			// "dispatching" may be half applied. Show it instead of rerunning it.
+			$this->db->query( "UPDATE {$this->receipts()} SET status = 'failed', last_error = 'interrupted before the upgrade to transactional dispatch: check what its handlers wrote, then replay it' WHERE status = 'dispatching' AND lease_until IS NULL" );
+			// Before version 3 the rate limiter kept a counter row per client IP.
+			$this->db->query( $this->db->prepare( "DELETE FROM {$this->db->options} WHERE option_name LIKE %s", $this->db->esc_like( self::RATE_OPTION_PREFIX ) . '%' ) );
+		}
 		// Autoloaded: maybe_upgrade() reads it on every request. Deleted
 		// first because update_option() keeps an existing row's autoload.
 		delete_option( self::VERSION_OPTION );

@@ -34,3 +34,42 @@ if ( ! function_exists( 'wprelay_emit' ) ) {
 		return $plugin->emitter()->emit( (string) $type, (string) $object_ref, (array) $data );
 	}
 }
+
+if ( ! function_exists( 'wprelay_after_commit' ) ) {
+	/**
+	 * Runs $callback once the wprelay_event handlers' transaction has committed;
+	 * drops it when the transaction rolls back (a handler threw or the
+	 * process died, and the event will be retried). Outside a dispatch,
+	 * runs $callback at once.
+	 *
+	 * Use it for effects the database cannot roll back: mail, HTTP calls,
+	 * files. They run at most once per event: a process that dies right
+	 * after the commit loses them. For an effect that must happen at least
+	 * once, write it to the database in the handler (wprelay_emit() does:
+	 * its outbox row commits with the event) and send it from there.
+	 *
+	 * Example:
+	 *
+	 *     add_action( 'wprelay_event_invoice.paid', function ( $event ) {
+	 *         $email = $event['data']['object']['customer_email'];
+	 *         wprelay_after_commit( function () use ( $email ) {
+	 *             wp_mail( $email, 'Thank you', 'Your invoice is paid.' );
+	 *         } );
+	 *     } );
+	 *
+	 * @since 0.2.0
+	 *
+	 * @param callable $callback Work to run after the commit.
+	 * @return bool Whether $callback was deferred (false: it ran now, or the plugin is not loaded).
+	 */
+	function wprelay_after_commit( callable $callback ) {
+		$plugin = isset( $GLOBALS['wprelay'] ) ? $GLOBALS['wprelay'] : null;
+		if ( ! $plugin instanceof WPRelay_Plugin ) {
+			call_user_func( $callback );
+			return false;
+		}
+		$deferred = $plugin->transaction()->is_open();
+		$plugin->transaction()->after_commit( $callback );
+		return $deferred;
+	}
+}
