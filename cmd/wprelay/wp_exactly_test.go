@@ -89,8 +89,8 @@ TRUNCATE wp_exactly_rows; TRUNCATE wp_exactly_myisam;`)
 	_ = os.Remove(filepath.Join(site.Root, "wp-content", "exactly-after.log"))
 	t.Cleanup(func() {
 		site.PHP(t, `delete_option( 'exactly_delays' ); delete_option( 'exactly_lease' ); delete_option( 'exactly_healed' ); delete_option( 'exactly_counter' );`)
-		// Nothing of this test stays due for the next one.
-		site.Query(t, "UPDATE wp_wprelay_receipts SET status = 'failed' WHERE event_type LIKE 'exactly.%' AND status IN ('stored', 'dispatching')")
+		// Nothing of this test stays due, or failed, for the next one.
+		site.Query(t, "DELETE FROM wp_wprelay_receipts WHERE event_type IN ('exactly.test', 'invoice.paid') AND status IN ('stored', 'dispatching', 'failed')")
 	})
 	return site
 }
@@ -327,11 +327,25 @@ func TestWP_Exactly_BackoffThenFailedThenReplay(t *testing.T) {
 	if r[0] != "failed" || r[1] != "3" {
 		t.Fatalf("after the last delay: %v, want failed after 3 attempts", r)
 	}
-	page := site.PHP(t, `wp_set_current_user( 1 ); $GLOBALS['wprelay']->received_tab()->render(); `)
-	if !strings.Contains(page, id) || !strings.Contains(page, "planned failure") {
-		t.Fatalf("the plugin page does not list the failed event %s:\n%s", id, page)
+	// Visible: the plugin page (its Received tab, and a notice on every
+	// tab), Site Health, WP-CLI.
+	page := adminPage(t, site, "received")
+	if !strings.Contains(page, id) || !strings.Contains(page, "planned failure") || !strings.Contains(page, `id="wprelay-failed-received_failed"`) {
+		t.Fatalf("the plugin page does not show the failed event %s:\n%s", id, page)
 	}
-	site.PHP(t, `update_option( 'exactly_healed', '1' ); $GLOBALS['wprelay']->dispatcher()->replay( `+r[2]+` );`)
+	tests, _ := siteHealth(t, site)
+	if h := tests["wprelay_received_failed"]; h["status"] != "critical" || !strings.Contains(fmt.Sprint(h["description"]), "wp wprelay events replay --failed") {
+		t.Fatalf("Site Health: %v, want critical, naming the replay command", h)
+	}
+	var listed []map[string]any
+	if code := wpJSON(t, site, &listed, "wprelay", "events", "list", "--status=failed"); code != 0 || !containsEvent(listed, id, "3") {
+		t.Fatalf("wp wprelay events list --status=failed: exit %d, %v; want the event with 3 attempts", code, listed)
+	}
+	// Replayed (after the handler was fixed) from WP-CLI: applied once.
+	site.PHP(t, `update_option( 'exactly_healed', '1' );`)
+	if r := site.WP(t, "wprelay", "events", "replay", id); r.Code != 0 || !strings.Contains(r.Stdout, "1 failed receipts are due again") {
+		t.Fatalf("wp wprelay events replay %s: exit %d\n%s%s", id, r.Code, r.Stdout, r.Stderr)
+	}
 	settle(t, site, []string{id}, time.Minute)
 	assertOnce(t, site, "wp_exactly_rows", []string{id})
 }
@@ -569,4 +583,15 @@ func TestWP_Exactly_ReadmeExample(t *testing.T) {
 	if a, b := strings.Count(string(mails), alice), strings.Count(string(mails), bob); a != 2 || b != 1 {
 		t.Errorf("mails: %d to alice, %d to bob; want 2 and 1\n%s", a, b, mails)
 	}
+}
+
+// containsEvent tells whether WP-CLI's receipt rows list event id with
+// that many attempts.
+func containsEvent(rows []map[string]any, id, attempts string) bool {
+	for _, r := range rows {
+		if fmt.Sprint(r["event_id"]) == id && fmt.Sprint(r["attempts"]) == attempts {
+			return true
+		}
+	}
+	return false
 }

@@ -350,9 +350,9 @@ class WPRelay_Admin_Page {
 		 *
 		 * @since 0.2.0
 		 *
-		 * @param string[] $ids Check ids. Default array( 'outbox_failed' ).
+		 * @param string[] $ids Check ids. Default array( 'outbox_failed', 'received_failed' ).
 		 */
-		$ids = (array) apply_filters( 'wprelay_failure_checks', array( 'outbox_failed' ) );
+		$ids = (array) apply_filters( 'wprelay_failure_checks', array( 'outbox_failed', 'received_failed' ) );
 		foreach ( $ids as $id ) {
 			$r = $this->health->run( (string) $id );
 			if ( null !== $r && 'critical' === $r['status'] ) {

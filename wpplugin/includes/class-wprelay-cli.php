@@ -39,14 +39,23 @@ class WPRelay_CLI {
 	private $sender;
 
 	/**
+	 * The dispatcher (replay of failed receipts), when given.
+	 *
+	 * @var WPRelay_Dispatcher|null
+	 */
+	private $dispatcher;
+
+	/**
 	 * Builds the commands.
 	 *
-	 * @param WPRelay_Health $health The checks (and the outbox, receipts and sidecar client).
-	 * @param WPRelay_Sender $sender The sender.
+	 * @param WPRelay_Health          $health     The checks (and the outbox, receipts and sidecar client).
+	 * @param WPRelay_Sender          $sender     The sender.
+	 * @param WPRelay_Dispatcher|null $dispatcher The dispatcher.
 	 */
-	public function __construct( WPRelay_Health $health, WPRelay_Sender $sender ) {
-		$this->health = $health;
-		$this->sender = $sender;
+	public function __construct( WPRelay_Health $health, WPRelay_Sender $sender, ?WPRelay_Dispatcher $dispatcher = null ) {
+		$this->health     = $health;
+		$this->sender     = $sender;
+		$this->dispatcher = $dispatcher;
 	}
 
 	/**
@@ -226,7 +235,7 @@ class WPRelay_CLI {
 			return;
 		}
 		$rows = $this->health->receipts()->recent( $limit, $status, $type );
-		WP_CLI\Utils\format_items( $this->format( $assoc_args ), $rows, array( 'id', 'event_id', 'event_type', 'route', 'status', 'received_at', 'result_ref', 'last_error' ) );
+		WP_CLI\Utils\format_items( $this->format( $assoc_args ), $rows, array( 'id', 'event_id', 'event_type', 'route', 'status', 'attempts', 'next_at', 'received_at', 'result_ref', 'last_error' ) );
 	}
 
 	/**
@@ -307,25 +316,51 @@ class WPRelay_CLI {
 	}
 
 	/**
-	 * Asks the sidecar to deliver an event again (same Idempotency-Key: receivers that have it answer "duplicate").
+	 * Runs a failed event's handlers again, or asks the sidecar to deliver an event again.
+	 *
+	 * When this site has a failed receipt of the event (its wprelay_event
+	 * handlers threw or died on every attempt, each attempt rolled back),
+	 * the receipt is due again with a fresh set of attempts, and runs at the
+	 * next dispatch job. Otherwise the sidecar delivers the event again,
+	 * with the same Idempotency-Key: receivers that have it answer
+	 * "duplicate".
 	 *
 	 * ## OPTIONS
 	 *
-	 * <id>
+	 * [<id>]
 	 * : The event id.
 	 *
 	 * [--target=<target>]
-	 * : Only the delivery to this target.
+	 * : Only the sidecar's delivery to this target.
+	 *
+	 * [--failed]
+	 * : Every failed receipt of this site (no id).
 	 *
 	 * ## EXAMPLES
 	 *
+	 *     wp wprelay events replay --failed
 	 *     wp wprelay events replay 01j9zk3m8e4v6c2q7n0a5b1d3f --target=crm
 	 *
 	 * @param array $args       Positional arguments.
 	 * @param array $assoc_args Options.
 	 */
 	public function events_replay( $args, $assoc_args ): void {
-		$res = $this->health->client()->replay( (string) $args[0], (string) ( $assoc_args['target'] ?? '' ) );
+		$all = (bool) WP_CLI\Utils\get_flag_value( $assoc_args, 'failed', false );
+		$id  = (string) ( $args[0] ?? '' );
+		if ( ( '' !== $id ) === $all ) {
+			WP_CLI::error( __( 'Give an event id or --failed (not both).', 'wprelay' ) );
+		}
+		$local = null === $this->dispatcher || isset( $assoc_args['target'] ) ? array() : $this->health->receipts()->failed_ids( $id, 1000 );
+		if ( $all || ! empty( $local ) ) {
+			$n = 0;
+			foreach ( $local as $receipt ) {
+				$n += $this->dispatcher->replay( $receipt ) ? 1 : 0;
+			}
+			/* translators: %d: receipts */
+			WP_CLI::success( sprintf( __( '%d failed receipts are due again: their handlers run at the next dispatch job.', 'wprelay' ), $n ) );
+			return;
+		}
+		$res = $this->health->client()->replay( $id, (string) ( $assoc_args['target'] ?? '' ) );
 		$this->fail_on( $res );
 		/* translators: %d: deliveries */
 		WP_CLI::success( sprintf( __( '%d deliveries are due again.', 'wprelay' ), (int) ( $res['replayed'] ?? 0 ) ) );

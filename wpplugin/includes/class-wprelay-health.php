@@ -98,6 +98,7 @@ class WPRelay_Health {
 			'clock_skew'         => array( $this, 'check_clock_skew' ),
 			'outbox_backlog'     => array( $this, 'check_outbox_backlog' ),
 			'outbox_failed'      => array( $this, 'check_outbox_failed' ),
+			'received_failed'    => array( $this, 'check_received_failed' ),
 			'dead_letters'       => array( $this, 'check_dead_letters' ),
 		);
 		/**
@@ -340,6 +341,38 @@ class WPRelay_Health {
 			/* translators: %d: failed rows */
 			sprintf( __( '%d events this site emitted were refused by the sidecar (a 4xx answer) or ran out of attempts; they will not be sent again by themselves. Read their last error in Tools → Webhook Relay → Outbox, fix the cause (often a secret that differs between wp-config.php and wprelay.yaml), then retry them: `wp wprelay outbox retry --failed`.', 'wprelay' ), $counts['failed'] )
 		);
+	}
+
+	/**
+	 * No received event's handlers failed for good; reports those being
+	 * retried.
+	 *
+	 * @return array
+	 */
+	public function check_received_failed(): array {
+		$failed   = (int) ( $this->receipts->counts()['failed'] ?? 0 );
+		$retrying = $this->receipts->retrying();
+		/* translators: 1: failed events, 2: events being retried */
+		$value = sprintf( __( '%1$d failed, %2$d being retried', 'wprelay' ), $failed, $retrying );
+		if ( $failed > 0 ) {
+			return $this->result(
+				'critical',
+				__( 'Received events failed', 'wprelay' ),
+				$value,
+				/* translators: %d: failed events */
+				sprintf( __( 'The wprelay_event handlers of %d received events threw or ended their PHP process on every attempt; each attempt was rolled back, so none of them changed the database. Read the last error in Tools → Webhook Relay → Received (or `wp wprelay events list --status=failed`), fix the handler, then replay them there or with `wp wprelay events replay --failed`.', 'wprelay' ), $failed )
+			);
+		}
+		if ( $retrying > 0 ) {
+			return $this->result(
+				'recommended',
+				__( 'Received events are being retried', 'wprelay' ),
+				$value,
+				/* translators: %d: events being retried */
+				sprintf( __( 'The wprelay_event handlers of %d received events threw or ended their PHP process; their writes were rolled back and they will be retried (after 10 s, 1 min, 5 min, 30 min, 2 h). Tools → Webhook Relay → Received shows the last error.', 'wprelay' ), $retrying )
+			);
+		}
+		return $this->result( 'good', __( 'Received events were handled', 'wprelay' ), $value, __( 'Every event delivered to this site was handled or is waiting for its first attempt.', 'wprelay' ) );
 	}
 
 	/**

@@ -122,7 +122,7 @@ class WPRelay_Plugin {
 		add_action( 'init', array( $this, 'load_textdomain' ) );
 		add_action( 'wp_initialize_site', array( $this, 'initialize_site' ), 200 );
 		if ( defined( 'WP_CLI' ) && WP_CLI && class_exists( 'WPRelay_CLI' ) ) {
-			( new WPRelay_CLI( $this->health, $this->sender ) )->register();
+			( new WPRelay_CLI( $this->health, $this->sender, $this->dispatcher ) )->register();
 		}
 	}
 

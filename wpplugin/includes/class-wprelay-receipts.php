@@ -321,6 +321,32 @@ class WPRelay_Receipts {
 	}
 
 	/**
+	 * Counts the receipts waiting for a retry (stored after a failed attempt).
+	 *
+	 * @return int
+	 */
+	public function retrying(): int {
+		$table = $this->schema->receipts();
+		return (int) $this->db->get_var( "SELECT COUNT(*) FROM {$table} WHERE status = 'stored' AND attempts > 0" );
+	}
+
+	/**
+	 * Returns the ids of the failed receipts of an event id, or of every
+	 * failed receipt when $event_id is ''.
+	 *
+	 * @param string $event_id Event id ('' for all).
+	 * @param int    $limit    Most ids.
+	 * @return int[]
+	 */
+	public function failed_ids( string $event_id, int $limit ): array {
+		$table = $this->schema->receipts();
+		$sql   = '' === $event_id
+			? $this->db->prepare( "SELECT id FROM {$table} WHERE status = 'failed' ORDER BY id LIMIT %d", $limit )
+			: $this->db->prepare( "SELECT id FROM {$table} WHERE status = 'failed' AND event_id = %s ORDER BY id LIMIT %d", $event_id, $limit );
+		return array_map( 'intval', (array) $this->db->get_col( $sql ) );
+	}
+
+	/**
 	 * Returns the newest receipts (without the event body), for WP-CLI.
 	 *
 	 * @param int    $limit  Most rows.
@@ -341,7 +367,7 @@ class WPRelay_Receipts {
 			$args[]  = $type;
 		}
 		$args[] = $limit;
-		$sql    = "SELECT id, event_id, event_type, route, status, received_at, result_ref, last_error FROM {$table} WHERE " . implode( ' AND ', $where ) . ' ORDER BY id DESC LIMIT %d';
+		$sql    = "SELECT id, event_id, event_type, route, status, attempts, next_at, received_at, result_ref, last_error FROM {$table} WHERE " . implode( ' AND ', $where ) . ' ORDER BY id DESC LIMIT %d';
 		$rows   = $this->db->get_results( $this->db->prepare( $sql, $args ), ARRAY_A );
 		return is_array( $rows ) ? $rows : array();
 	}
