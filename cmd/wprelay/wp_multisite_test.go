@@ -12,7 +12,8 @@ import (
 	"github.com/wprelay/wprelay/internal/wpstack"
 )
 
-// On a two-site network (subdirectories, made with WP-CLI's
+// Uninstall on a single site removes the tables, options and capabilities.
+// Then, on a two-site network (subdirectories, made with WP-CLI's
 // multisite-convert): network activation creates each site's tables, a
 // site created later gets its own, each site emits into its own outbox and
 // signs as its own home_url(), deleting a site drops its tables, and
@@ -27,7 +28,29 @@ func TestWP_Multisite_Network(t *testing.T) {
 		}
 		return strings.TrimSpace(r.Stdout)
 	}
+	tables := func() []string {
+		var out []string
+		for _, r := range site.Query(t, "SHOW TABLES LIKE '%wprelay%'") {
+			out = append(out, r[0])
+		}
+		sort.Strings(out)
+		return out
+	}
+	adminCan := func() string {
+		return wp("eval", `echo get_role( 'administrator' )->has_cap( 'edit_wprelay_results' ) ? 'yes' : 'no';`)
+	}
+
+	// Single site first: uninstall removes the tables, the options and the
+	// result capabilities.
+	if got, can := strings.Join(tables(), " "), adminCan(); got != "wp_wprelay_outbox wp_wprelay_receipts" || can != "yes" {
+		t.Fatalf("single site, activated: tables %s, administrator can edit results: %s", got, can)
+	}
 	wp("plugin", "deactivate", "wprelay")
+	wp("plugin", "uninstall", "wprelay", "--skip-delete")
+	if got, can := tables(), adminCan(); len(got) != 0 || can != "no" || site.QueryInt(t, "SELECT COUNT(*) FROM wp_options WHERE option_name LIKE 'wprelay%'") != 0 {
+		t.Fatalf("single site, uninstalled: tables %v, administrator can edit results: %s, options %v", got, can, site.Query(t, "SELECT option_name FROM wp_options WHERE option_name LIKE 'wprelay%'"))
+	}
+
 	wp("core", "multisite-convert", "--skip-config", "--title=wprelay network")
 	c := wpConstants("http://"+sidecarHost+":9", "http://127.0.0.1:9")
 	c["MULTISITE"] = "1"
@@ -47,17 +70,8 @@ func TestWP_Multisite_Network(t *testing.T) {
 	}
 	createSite("two")
 
-	tables := func() []string {
-		var out []string
-		for _, r := range site.Query(t, "SHOW TABLES LIKE '%wprelay%'") {
-			out = append(out, r[0])
-		}
-		sort.Strings(out)
-		return out
-	}
-	// The main site has its tables from the single-site activation; site two none yet.
-	if got := strings.Join(tables(), " "); got != "wp_wprelay_outbox wp_wprelay_receipts" {
-		t.Fatalf("before network activation: %s", got)
+	if got := tables(); len(got) != 0 {
+		t.Fatalf("before network activation: %v", got)
 	}
 	wp("plugin", "activate", "wprelay", "--network")
 	want := "wp_2_wprelay_outbox wp_2_wprelay_receipts wp_wprelay_outbox wp_wprelay_receipts"
