@@ -10,7 +10,8 @@ set -eu
 # chromium and fonts-liberation: the wp-admin browser test (chromedp drives
 # Debian's Chromium headless; the fonts keep its screenshots readable).
 # zip and unzip: make plugin-zip and its test.
-PACKAGES="mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus systemd nginx chromium fonts-liberation zip unzip"
+# curl, jq and openssl: the README and runbook commands the docs tests run (docs_run_test.go).
+PACKAGES="curl jq openssl mariadb-server mariadb-client php-cli php-mysql php-curl php-xml php-mbstring php-intl wordpress wordpress-theme-twentytwentythree phpunit prometheus systemd nginx chromium fonts-liberation zip unzip"
 
 missing=""
 for p in $PACKAGES; do
