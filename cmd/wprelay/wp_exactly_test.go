@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,6 +52,10 @@ add_action( 'wprelay_event', function ( $event, $meta ) {
 	wprelay_after_commit( function () use ( $event, $meta ) {
 		file_put_contents( WP_CONTENT_DIR . '/exactly-after.log', $event['id'] . ' ' . $meta['attempt'] . "\n", FILE_APPEND );
 	} );
+	if ( ! empty( $d['sleep'] ) ) {
+		file_put_contents( WP_CONTENT_DIR . '/exactly-spans.log', $event['id'] . ' start ' . getmypid() . "\n", FILE_APPEND );
+		sleep( (int) $d['sleep'] );
+	}
 	if ( $meta['attempt'] > (int) ( $d['failures'] ?? 0 ) || get_option( 'exactly_healed' ) ) {
 		return;
 	}
@@ -87,6 +92,7 @@ CREATE TABLE IF NOT EXISTS wp_exactly_myisam (id bigint unsigned NOT NULL AUTO_I
 TRUNCATE wp_exactly_rows; TRUNCATE wp_exactly_myisam;`)
 	site.PHP(t, `update_option( 'exactly_delays', '0,0,0,0,0' ); update_option( 'exactly_lease', '1' );`)
 	_ = os.Remove(filepath.Join(site.Root, "wp-content", "exactly-after.log"))
+	_ = os.Remove(filepath.Join(site.Root, "wp-content", "exactly-spans.log"))
 	t.Cleanup(func() {
 		site.PHP(t, `delete_option( 'exactly_delays' ); delete_option( 'exactly_lease' ); delete_option( 'exactly_healed' ); delete_option( 'exactly_counter' );`)
 		// Nothing of this test stays due, or failed, for the next one.
@@ -594,4 +600,43 @@ func containsEvent(rows []map[string]any, id, attempts string) bool {
 		}
 	}
 	return false
+}
+
+// Two runners at once, with handlers that outlast the lease: the second
+// runner sees the first one's receipts as due (lease expired) but waits on
+// their row lock and finds them done; each handler runs once.
+func TestWP_Exactly_TwoRunnersNeverRunOneEventTwice(t *testing.T) {
+	site := exactlySite(t)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		ids = append(ids, exactlyEvent(t, site, "", map[string]any{"sleep": 2}))
+	}
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func(r int) {
+			defer wg.Done()
+			time.Sleep(time.Duration(r) * 1500 * time.Millisecond) // the second starts after the first's 1 s lease expired
+			_, _ = site.PHPErr(`$GLOBALS['wprelay']->dispatcher()->run();`)
+		}(r)
+	}
+	wg.Wait()
+	settle(t, site, ids, time.Minute)
+	assertOnce(t, site, "wp_exactly_rows", ids)
+	spans, _ := os.ReadFile(filepath.Join(site.Root, "wp-content", "exactly-spans.log"))
+	pids := map[string]bool{}
+	for _, id := range ids {
+		if n := strings.Count(string(spans), id+" start "); n != 1 {
+			t.Errorf("event %s: its handler started %d times, want 1\n%s", id, n, spans)
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(spans)), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			pids[f[2]] = true
+		}
+	}
+	if n := site.QueryInt(t, "SELECT SUM(attempts) FROM wp_wprelay_receipts WHERE event_id IN ("+sqlList(ids)+")"); n != 3 {
+		t.Errorf("%d attempts for 3 events, want 3 (the second runner never claimed a receipt the first held)", n)
+	}
+	t.Logf("two runners: 3 handlers of 2 s with a 1 s lease ran once each, in %d processes", len(pids))
 }

@@ -135,14 +135,14 @@ func TestWP_Retention_PrunesInBatches(t *testing.T) {
 	ins("failed", 31)
 	ins("failed", 20)
 	rec := func(status string, daysAgo int) {
-		// A stored receipt waits for a retry an hour from now: the cron run
-		// below must not dispatch it.
-		site.Query(t, fmt.Sprintf("INSERT INTO wp_wprelay_receipts (idempotency_key, route, event_id, event_type, event, received_at, status, attempts, next_at) "+
-			"VALUES (UUID(), 'events', 'ret-%[1]s', 'test.retention', '{}', UTC_TIMESTAMP() - INTERVAL %[3]d DAY, '%[2]s', IF('%[2]s' = 'stored', 1, 0), IF('%[2]s' = 'stored', UTC_TIMESTAMP() + INTERVAL 1 HOUR, NULL))", tag, status, daysAgo))
+		// A stored receipt is due an hour from now: the cron run below
+		// must not dispatch it.
+		site.Query(t, fmt.Sprintf("INSERT INTO wp_wprelay_receipts (idempotency_key, route, event_id, event_type, event, received_at, status, next_at) "+
+			"VALUES (UUID(), 'events', 'ret-%[1]s', 'test.retention', '{}', UTC_TIMESTAMP() - INTERVAL %[3]d DAY, '%[2]s', IF('%[2]s' = 'stored', UTC_TIMESTAMP() + INTERVAL 1 HOUR, NULL))", tag, status, daysAgo))
 	}
 	rec("done", 31)
 	rec("applied", 31)
-	rec("stored", 31) // not dispatched yet (retrying): kept
+	rec("stored", 31) // not dispatched yet: kept
 	rec("done", 29)
 	old := strings.TrimSpace(site.PHP(t, `echo wp_insert_post( array( 'post_type' => 'wprelay_result', 'post_status' => 'private', 'post_title' => 'old', 'post_date_gmt' => gmdate( 'Y-m-d H:i:s', time() - 31 * DAY_IN_SECONDS ), 'post_date' => gmdate( 'Y-m-d H:i:s', time() - 31 * DAY_IN_SECONDS ) ) );`))
 	recent := strings.TrimSpace(site.PHP(t, `echo wp_insert_post( array( 'post_type' => 'wprelay_result', 'post_status' => 'private', 'post_title' => 'recent' ) );`))
