@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"path/filepath"
 	"strings"
 
@@ -54,8 +55,14 @@ func cmdCheck(args []string, stdout, stderr io.Writer) error {
 	if errors.Is(err, store.ErrDamaged) {
 		return err // names the file and the runbook
 	}
+	if errors.Is(err, store.ErrLocked) {
+		return fmt.Errorf("%w: stop the sidecar first (the file is locked while it serves)", err)
+	}
+	if errors.Is(err, iofs.ErrNotExist) {
+		return fmt.Errorf("no store to check: %w (is --data-dir the sidecar's data dir?)", err)
+	}
 	if err != nil {
-		return fmt.Errorf("%w (stop the sidecar first, or check another data dir)", err)
+		return err
 	}
 	defer db.Close()
 	if err := db.Check(); err != nil {
@@ -132,7 +139,7 @@ func invalidConfig(path string, err error) error {
 }
 
 // configError is a configuration's problems, formatted; it unwraps to the
-// problems themselves (errors.Is(err, fs.ErrNotExist) for a missing file).
+// problems themselves (errors.Is(err, iofs.ErrNotExist) for a missing file).
 type configError struct {
 	msg string
 	err error

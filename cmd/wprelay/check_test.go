@@ -164,3 +164,13 @@ sources:
 		t.Errorf("config file: the data dir exists after a failed listen (%v)", err)
 	}
 }
+
+// check --data-dir on a dir without a store says so; "stop the sidecar"
+// is for a locked file only.
+func TestCheck_DataDirWithoutAStore(t *testing.T) {
+	dir := t.TempDir()
+	_, stderr, code := runCLI("check", "--data-dir", dir)
+	if code != 1 || !strings.Contains(stderr, "no store to check") || strings.Contains(stderr, "stop the sidecar") {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+}

@@ -193,7 +193,7 @@ routes: []
 	if err := writePrivate(cfgPath, []byte(yaml)); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Wrote %s and %s/ (mode 0600).\n\nAdd these lines to wp-config.php, above \"That's all, stop editing!\":\n\n%s\nThen run: wprelay serve --config %s\n",
-		cfgPath, sdir, wpConfigLines(s, "wordpress", *sidecar, "http://127.0.0.1:8081"), cfgPath)
+	fmt.Fprintf(stdout, "Wrote %s and %s/ (mode 0600).\n\nAdd these lines to wp-config.php, above \"That's all, stop editing!\":\n\n%s\nCheck it after an edit: wprelay check --config %s\nThen run: wprelay serve --config %s\n",
+		cfgPath, sdir, wpConfigLines(s, "wordpress", *sidecar, "http://127.0.0.1:8081"), cfgPath, cfgPath)
 	return nil
 }
