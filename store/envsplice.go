@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -16,29 +17,60 @@ import (
 //
 //	0x03 | the envelope up to and including `"data":`   (then the raw body, then '}')
 //
-// An envelope that does not end with the body exactly (a pretty-printed
-// body is compacted; one of a batch holds an element) is stored whole.
-const envSpliced = 0x03 // not sealMark, rawBinary or '{'
+// Most kinds' data is a part of the body, not all of it (a Stripe event's
+// data member, a WordPress event's data): when those bytes appear in the
+// body as they are (a compact body), the envelope is stored up to `"data":`
+// with where they start and how long they are:
+//
+//	0x04 | uvarint offset | uvarint length | the envelope up to and including `"data":`
+//
+// An envelope whose data is not in the body byte for byte (a pretty-printed
+// body is compacted; a HubSpot element loses attemptNumber) is stored whole.
+const (
+	envSpliced     = 0x03 // not sealMark, rawBinary or '{'
+	envSplicedPart = 0x04
+)
 
 var dataKey = []byte(`"data":`)
+
+// envData is how the envelope's own data member starts: actor, subject and
+// action come before it, and a string cannot hold an unescaped quote, so
+// the first match is that member (relay.Envelope.Encode and json.Marshal
+// write the fields in that order).
+var envData = []byte(`},"data":`)
 
 // spliceEnvelope returns the stored form of env, whose raw request body is
 // body.
 func spliceEnvelope(env, body []byte) []byte {
-	n := len(env) - len(body) - 1
-	if len(body) == 0 || n < len(dataKey) || env[len(env)-1] != '}' ||
-		!bytes.Equal(env[n:len(env)-1], body) || !bytes.HasSuffix(env[:n], dataKey) {
+	if len(body) == 0 || len(env) == 0 || env[len(env)-1] != '}' {
 		return env
 	}
-	out := make([]byte, 0, 1+n)
-	return append(append(out, envSpliced), env[:n]...)
+	if n := len(env) - len(body) - 1; n >= len(dataKey) && bytes.Equal(env[n:len(env)-1], body) && bytes.HasSuffix(env[:n], dataKey) {
+		out := make([]byte, 0, 1+n)
+		return append(append(out, envSpliced), env[:n]...)
+	}
+	k := bytes.Index(env, envData)
+	if k < 0 {
+		return env
+	}
+	start := k + len(envData)
+	data := env[start : len(env)-1]
+	off := bytes.Index(body, data)
+	if len(data) < 2 || off < 0 {
+		return env
+	}
+	out := make([]byte, 0, 1+2*binary.MaxVarintLen64+start)
+	out = append(out, envSplicedPart)
+	out = binary.AppendUvarint(out, uint64(off))
+	out = binary.AppendUvarint(out, uint64(len(data)))
+	return append(out, env[:start]...)
 }
 
 // loadEnvelope returns event id's envelope as it was enqueued (nil when it
 // has none).
 func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
 	env, err := sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
-	if err != nil || len(env) == 0 || env[0] != envSpliced {
+	if err != nil || len(env) == 0 || env[0] != envSpliced && env[0] != envSplicedPart {
 		return env, err
 	}
 	plain, err := loadRaw(tx, sealer, id)
@@ -52,8 +84,17 @@ func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("envelope %s: %w", id, err)
 	}
-	out := make([]byte, 0, len(env)+len(body))
-	return append(append(append(out, env[1:]...), body...), '}'), nil
+	head := env[1:]
+	if env[0] == envSplicedPart {
+		off, n1 := binary.Uvarint(head)
+		size, n2 := binary.Uvarint(head[max(n1, 0):])
+		if n1 <= 0 || n2 <= 0 || off > uint64(len(body)) || size > uint64(len(body))-off {
+			return nil, fmt.Errorf("envelope %s: its data is not where its raw request has it", id)
+		}
+		head, body = head[n1+n2:], body[off:off+size]
+	}
+	out := make([]byte, 0, len(head)+len(body)+1)
+	return append(append(append(out, head...), body...), '}'), nil
 }
 
 // rawBody returns the body of a stored raw record without decoding the

@@ -25,6 +25,7 @@ func TestSpliceEnvelope(t *testing.T) {
 		{"not after data", `{"other":{"a":1}}`, `{"a":1}`},
 		{"no body", `{"data":null}`, ``},
 		{"body longer than the envelope", `{}`, `{"a":1}`},
+		{"data not in the body", `{"action":{},"data":{"a":1}}`, `{"data":{"a": 1}}`},
 	} {
 		if got := spliceEnvelope([]byte(tc.env), []byte(tc.body)); !bytes.Equal(got, []byte(tc.env)) {
 			t.Errorf("%s: spliceEnvelope = %q, want the envelope whole", tc.name, got)
@@ -38,10 +39,17 @@ func TestSpliceEnvelope(t *testing.T) {
 func TestEnvelope_SplicedRoundTrip(t *testing.T) {
 	k1, _ := NewSealer([]Key{{ID: "k1", Secret: bytes.Repeat([]byte{1}, 32)}})
 	k2, _ := NewSealer([]Key{{ID: "k2", Secret: bytes.Repeat([]byte{2}, 32)}, {ID: "k1", Secret: bytes.Repeat([]byte{1}, 32)}})
+	body := []byte(`{"id":"evt_1","type":"invoice.created","data":{"object":{"id":"in_1","note":"<&>"}}}`)
+	whole := []byte(`{"id":"e1","source":"stripe","data":` + string(body) + `}`)
+	// Today's Stripe envelope: data is the body's data member.
+	part := []byte(`{"id":"e1","source":"stripe","action":{"type":"created","reason":""},"data":{"object":{"id":"in_1","note":"<&>"}}}`)
 	for _, tc := range []struct {
 		name   string
 		sealer *Sealer
-	}{{"plain", nil}, {"sealed", k1}} {
+		env    []byte
+		mark   byte
+	}{{"plain", nil, whole, envSpliced}, {"sealed", k1, whole, envSpliced}, {"plain, data a part of the body", nil, part, envSplicedPart},
+		{"sealed, data a part of the body", k1, part, envSplicedPart}} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "wprelay.db")
 			db, err := Open(path, Options{NoSync: true, Sealer: tc.sealer})
@@ -49,8 +57,7 @@ func TestEnvelope_SplicedRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			now := time.Now().UTC()
-			body := []byte(`{"id":"evt_1","type":"invoice.created","data":{"object":{"id":"in_1","note":"<&>"}}}`)
-			env := []byte(`{"id":"e1","source":"stripe","data":` + string(body) + `}`)
+			env := tc.env
 			in := relay.Incoming{
 				Event: relay.Event{ID: "0193f1e2-aaaa-7bbb-8ccc-0123456789ab", Source: "stripe", Type: "invoice.created", IdempotencyKey: "stripe::evt_1",
 					ReceivedAt: now, OccurredAt: now, Envelope: env,
@@ -64,7 +71,7 @@ func TestEnvelope_SplicedRoundTrip(t *testing.T) {
 			id := []byte(in.Event.ID)
 			_ = db.bolt.View(func(tx *bolt.Tx) error {
 				stored, err := db.sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
-				if err != nil || len(stored) == 0 || stored[0] != envSpliced || bytes.Contains(stored, body) {
+				if err != nil || len(stored) == 0 || stored[0] != tc.mark || bytes.Contains(stored, []byte(`"note":"<&>"`)) {
 					t.Errorf("stored envelope = %q, %v; want it spliced, without the body", stored, err)
 				}
 				return nil
