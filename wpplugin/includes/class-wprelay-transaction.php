@@ -292,18 +292,48 @@ class WPRelay_Transaction {
 		if ( ! $this->open || $this->internal || ! is_string( $query ) ) {
 			return $query;
 		}
-		if ( preg_match( self::ENDS_TRANSACTION, $query, $m ) ) {
-			$this->fall_back( 'a handler ran ' . strtoupper( preg_replace( '/\s+/', ' ', $m[1] ) ) . ', which ends the transaction' );
+		$ends = self::ends_transaction( $query );
+		if ( '' !== $ends ) {
+			$this->fall_back( 'a handler ran ' . $ends . ', which ends the transaction' );
 			return $query;
 		}
-		if ( preg_match( self::WRITES, $query, $m ) ) {
-			$table  = '' !== ( $m[1] ?? '' ) ? $m[1] : ( '' !== ( $m[2] ?? '' ) ? $m[2] : ( $m[3] ?? '' ) );
-			$engine = '' === $table ? '' : $this->engine( $table );
-			if ( '' !== $engine && 'InnoDB' !== $engine ) {
-				$this->fall_back( "a handler wrote to {$table}, a {$engine} table, which a rollback does not undo" );
-			}
+		$table  = self::written_table( $query );
+		$engine = '' === $table ? '' : $this->engine( $table );
+		if ( '' !== $engine && 'InnoDB' !== $engine ) {
+			$this->fall_back( "a handler wrote to {$table}, a {$engine} table, which a rollback does not undo" );
 		}
 		return $query;
+	}
+
+	/**
+	 * Names the statement when $sql ends or implicitly commits a
+	 * transaction (COMMIT, ROLLBACK, BEGIN, START TRANSACTION, autocommit,
+	 * DDL, LOCK TABLES); '' otherwise.
+	 *
+	 * @param string $sql SQL.
+	 * @return string
+	 */
+	public static function ends_transaction( string $sql ): string {
+		return preg_match( self::ENDS_TRANSACTION, $sql, $m ) ? strtoupper( trim( (string) preg_replace( '/\s+/', ' ', $m[1] ) ) ) : '';
+	}
+
+	/**
+	 * Returns the table an INSERT, REPLACE, UPDATE or DELETE writes; ''
+	 * for other statements.
+	 *
+	 * @param string $sql SQL.
+	 * @return string
+	 */
+	public static function written_table( string $sql ): string {
+		if ( ! preg_match( self::WRITES, $sql, $m ) ) {
+			return '';
+		}
+		foreach ( array( 1, 2, 3 ) as $i ) {
+			if ( '' !== ( $m[ $i ] ?? '' ) ) {
+				return $m[ $i ];
+			}
+		}
+		return '';
 	}
 
 	/**

@@ -12,6 +12,7 @@ if ( ! defined( 'ABSPATH' ) ) {
 	define( 'ABSPATH', __DIR__ . '/' ); // only for files that guard on it, such as the dispatcher's.
 }
 require_once dirname( __DIR__ ) . '/includes/class-wprelay-dispatcher.php';
+require_once dirname( __DIR__ ) . '/includes/class-wprelay-transaction.php';
 
 /**
  * Returns testdata/wp/fixtures.json, made by the Go side with golang-jwt
