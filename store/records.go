@@ -110,7 +110,7 @@ func fillPages(tx *bolt.Tx) {
 }
 
 // appendBuckets are keyed by time (UUIDv7 ids, timed index keys).
-var appendBuckets = [][]byte{bucketEvents, bucketEnvelopes, bucketRaws, bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketKeyExp, bucketNonceExp}
+var appendBuckets = [][]byte{bucketEvents, bucketEnvelopes, bucketRaws, bucketRawOf, bucketRawSibs, bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketKeyExp, bucketNonceExp}
 
 func (w *wtx) b(name []byte) *bolt.Bucket { return w.tx.Bucket(name) }
 
