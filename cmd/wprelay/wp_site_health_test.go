@@ -4,8 +4,13 @@ package main
 
 import (
 	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wprelay/wprelay/internal/wpstack"
 )
@@ -144,4 +149,39 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A clock off by more than the tokens' 30 s is critical in Site Health
+// and makes `wp wprelay status` exit 1. The sidecar's admin API is reached
+// through a proxy that shifts its Date header by two minutes.
+func TestWP_SiteHealth_ClockSkew(t *testing.T) {
+	site := sharedSite(t)
+	tg := newTarget(t, nil)
+	sc := startWPSidecar(t, site, wpSidecarConfig(site, tg.URL(), "5s"))
+	admin, _ := url.Parse(sc.admin)
+	proxy := httputil.NewSingleHostReverseProxy(admin)
+	proxy.ModifyResponse = func(r *http.Response) error {
+		r.Header.Set("Date", time.Now().Add(-2*time.Minute).UTC().Format(http.TimeFormat))
+		return nil
+	}
+	ln, err := net.Listen("tcp", freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: proxy}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	site.SetConstants(t, wpConstants(sc.public, "http://"+ln.Addr().String()))
+	t.Cleanup(func() { site.SetConstants(t, wpConstants(sc.public, sc.admin)) })
+
+	tests, _ := siteHealth(t, site)
+	r := tests["wprelay_clock_skew"]
+	if r["status"] != "critical" || !strings.Contains(r["description"].(string), "NTP") {
+		t.Fatalf("clock skew of 120 s: %v", r)
+	}
+	var rows []map[string]any
+	code := wpJSON(t, site, &rows, "wprelay", "status")
+	if st := checkRows(rows, "check"); code != 1 || st["clock_skew"] != "critical" {
+		t.Fatalf("wp wprelay status with a skewed clock: exit %d, %v", code, rows)
+	}
 }
