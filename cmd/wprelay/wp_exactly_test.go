@@ -640,3 +640,19 @@ func TestWP_Exactly_TwoRunnersNeverRunOneEventTwice(t *testing.T) {
 	}
 	t.Logf("two runners: 3 handlers of 2 s with a 1 s lease ran once each, in %d processes", len(pids))
 }
+
+// A handler whose process is killed on every attempt does not run
+// forever: after the last attempt the receipt is failed, not run again.
+func TestWP_Exactly_KilledEveryTimeEndsFailed(t *testing.T) {
+	site := exactlySite(t)
+	site.PHP(t, `update_option( 'exactly_delays', '0' );`) // two attempts
+	id := exactlyEvent(t, site, "", map[string]any{"fail": "kill", "failures": 99})
+	settle(t, site, []string{id}, time.Minute)
+	r := site.Query(t, "SELECT status, attempts, last_error FROM wp_wprelay_receipts WHERE event_id = '"+id+"'")[0]
+	if r[0] != "failed" || r[1] != "3" || !strings.Contains(r[2], "not run: the PHP process of every earlier attempt was killed") {
+		t.Fatalf("killed on every attempt: %v, want failed after 2 attempts run (the 3rd not run)", r)
+	}
+	if n := site.QueryInt(t, "SELECT COUNT(*) FROM wp_exactly_rows WHERE event_id = '"+id+"'"); n != 0 {
+		t.Fatalf("%d rows from killed attempts", n)
+	}
+}

@@ -192,7 +192,12 @@ class WPRelay_Dispatcher {
 			return 'skipped';
 		}
 		$attempts = (int) $row['attempts'];
-		$event    = json_decode( $row['event'], true );
+		if ( $attempts > count( $this->delays() ) + 1 ) {
+			// Only attempts whose process was killed get here (the others end in retry()).
+			$this->receipts->finish( $id, $token, 'failed', 0, sprintf( 'attempt %d: not run: the PHP process of every earlier attempt was killed before it finished (memory, time limit, OOM killer?)', $attempts ) );
+			return 'failed';
+		}
+		$event = json_decode( $row['event'], true );
 		if ( ! is_array( $event ) ) {
 			$this->receipts->finish( $id, $token, 'failed', 0, 'stored event is not JSON' );
 			return 'failed';
@@ -224,7 +229,10 @@ class WPRelay_Dispatcher {
 				$this->tx->rollback();
 				return $this->retry( $id, $token, $attempts, 'the transaction was rolled back inside a handler (deadlock or lock wait timeout)' );
 			}
-			$this->receipts->finish( $id, $token, 'done', 0, '' );
+			if ( ! $this->receipts->finish( $id, $token, 'done', 0, '' ) ) {
+				$this->tx->rollback();
+				return 'skipped'; // No longer this attempt's receipt: nothing of it is committed.
+			}
 			if ( ! $this->tx->commit() ) {
 				return $this->retry( $id, $token, $attempts, 'COMMIT failed' );
 			}
