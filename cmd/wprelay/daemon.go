@@ -117,7 +117,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	m.Dispatcher.Router = router
 	m.Dispatcher.Raws = db.Admin // format raw targets
 	m.Dispatcher.ResultTTL = cfg.Retention.Dedupe.D()
-	m.Dispatcher.MaxAnswer = cfg.Limits.MaxBody
+	m.Dispatcher.MaxAnswer, m.Dispatcher.MaxDepth = cfg.Limits.MaxBody, cfg.Limits.MaxDepth
 	m.Metrics.Register(&metrics.Gauges{Stats: db.Admin.Stats, Size: db.Size, Breakers: m.Dispatcher.Breakers, Now: time.Now})
 
 	in := ingress.New(db.Queue, router, sources, log.With(relay.LogKeyComponent, "ingress"))

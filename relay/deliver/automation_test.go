@@ -206,6 +206,29 @@ func TestDispatcher_ReplyTo_NotAnObject(t *testing.T) {
 	}
 }
 
+// Answers that repeat a member name, or nest deeper than MaxDepth, make
+// no result either (they would store what ingest refuses).
+func TestDispatcher_ReplyTo_HostileAnswer(t *testing.T) {
+	for _, tc := range []struct{ name, answer, note string }{
+		{"repeated name", `{"summary":"a","summary":"b"}`, "repeats the member name"},
+		{"too deep", `{"a":` + strings.Repeat("[", 200) + strings.Repeat("]", 200) + `}`, "levels"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ai := newRecorder(t, func(int, recorded) (int, string) { return 200, tc.answer })
+			db := mustDB(t)
+			d := New(db, []Target{{Name: "ai", Kind: "http", URL: ai.srv.URL, AllowPrivate: true, ReplyTo: "results"},
+				{Name: "results", Kind: "http", URL: ai.srv.URL, AllowPrivate: true}}, quiet())
+			run(t, d)
+			id := add(t, db, incoming("site", "1", time.Now(), "ai"))[0]
+			d.Notify()
+			del := waitDelivery(t, db, id, "ai", relay.DeliverySucceeded)
+			if del.ResultID != "" || !strings.Contains(del.LastError, tc.note) {
+				t.Fatalf("delivery = %+v", del)
+			}
+		})
+	}
+}
+
 // Each kind of auth reaches the target as configured; the template makes
 // the body.
 func TestDispatcher_AuthAndTemplate(t *testing.T) {

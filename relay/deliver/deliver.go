@@ -97,6 +97,9 @@ type Dispatcher struct {
 	ResultTTL time.Duration
 	// MaxAnswer is the largest answer that becomes a result; default 512 KiB.
 	MaxAnswer int64
+	// MaxDepth is the deepest JSON answer that becomes a result (and one
+	// that repeats a member name makes none, as at ingest); default 128.
+	MaxDepth int
 	// Counters keep daily budgets across restarts (cmd passes the store);
 	// nil = in memory only.
 	Counters relay.Counters
@@ -111,7 +114,7 @@ type Dispatcher struct {
 // New returns a dispatcher for targets, with defaults filled in.
 func New(q Queue, targets []Target, logger *slog.Logger) *Dispatcher {
 	d := &Dispatcher{Queue: q, Logger: logger, Now: time.Now, Rand: rand.Float64, BaseDelay: time.Second, UserAgent: "wprelay",
-		ResultTTL: 168 * time.Hour, MaxAnswer: 512 << 10, byName: map[string]*loop{}}
+		ResultTTL: 168 * time.Hour, MaxAnswer: 512 << 10, MaxDepth: 128, byName: map[string]*loop{}}
 	for _, t := range targets {
 		if t.Timeout <= 0 {
 			t.Timeout = 10 * time.Second

@@ -26,13 +26,16 @@ const maxResultDepth = 8
 // It goes to the reply_to target, and to the targets of the routes whose
 // source is "target:{name}" (a route naming the reply_to target decides
 // how it gets it: dry run, mirror). An answer that is not a JSON object,
-// or is larger than MaxAnswer, makes no result; note says so.
+// is larger than MaxAnswer, nests deeper than MaxDepth or repeats a member
+// name makes no result; note says so.
 func (d *Dispatcher) result(ctx context.Context, l *loop, job relay.Job, header http.Header, answer []byte, now time.Time) (id, note string, err error) {
 	switch {
 	case int64(len(answer)) > d.MaxAnswer:
 		return "", fmt.Sprintf("no result: the answer is larger than %d bytes", d.MaxAnswer), nil
 	case !isObject(answer):
 		return "", "no result: the answer is not a JSON object", nil
+	case relay.CheckJSON(answer, d.MaxDepth) != nil:
+		return "", "no result: " + relay.CheckJSON(answer, d.MaxDepth).Error(), nil
 	case strings.Count(job.Type, ".result") >= maxResultDepth:
 		return "", "no result: too many results of results", nil
 	}
