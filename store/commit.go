@@ -57,6 +57,8 @@ type committer struct {
 
 	commits atomic.Uint64
 	nops    atomic.Uint64
+	puts    atomic.Uint64                     // records written by committed operations (wtx.put)
+	writes  atomic.Uint64                     // page writes of committed transactions (bbolt's TxStats.Write)
 	observe func(ops int, took time.Duration) // may be nil
 
 	txMu   sync.Mutex
@@ -130,7 +132,11 @@ func (c *committer) noteTx(tx *bolt.Tx) {
 	if c.lastTx != tx {
 		c.lastTx = tx
 		fillPages(tx)
-		tx.OnCommit(func() { c.commits.Add(1) })
+		tx.OnCommit(func() {
+			c.commits.Add(1)
+			st := tx.Stats()
+			c.writes.Add(uint64(st.GetWrite()))
+		})
 	}
 }
 
@@ -211,4 +217,14 @@ func (c *committer) close() {
 // them. Concurrent writes share commits, so commits < ops under load.
 func (db *DB) CommitStats() (commits, ops uint64) {
 	return db.commit.commits.Load(), db.commit.nops.Load()
+}
+
+// WriteStats reports what the committed writes cost: the records they put
+// (one per bucket Put of the write path, counter updates included) and the
+// pages bbolt wrote for them (one pwrite per dirty page or run of overflow
+// pages, the meta page included). Deterministic for a given sequence of
+// writes and grouping, unlike their timing: BenchmarkEnqueue reports both
+// per event.
+func (db *DB) WriteStats() (puts, pageWrites uint64) {
+	return db.commit.puts.Load(), db.commit.writes.Load()
 }

@@ -36,7 +36,7 @@ func (db *DB) Add(ctx context.Context, name string, n int, expires time.Time) (i
 			b := w.b(bucketCounters)
 			count, exp := decodeCounter(b.Get([]byte(name)))
 			total = count + int64(n)
-			return b.Put([]byte(name), encodeCounter(total, max(exp, nanos(expires))))
+			return w.put(bucketCounters, []byte(name), encodeCounter(total, max(exp, nanos(expires))))
 		})
 	}
 	if err != nil {

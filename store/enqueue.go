@@ -202,7 +202,7 @@ func (db *DB) Enqueue(ctx context.Context, b *relay.Batch) ([]relay.Outcome, err
 			if has(w.b(bucketNonceExp), key) || w.b(bucketNonces).Get(nonce) != nil || !db.nonces.claim(b.Nonce, b) {
 				return fmt.Errorf("nonce: %w", relay.ErrReplayed)
 			}
-			if err := w.b(bucketNonceExp).Put(key, nil); err != nil {
+			if err := w.put(bucketNonceExp, key, nil); err != nil {
 				return err
 			}
 		}
@@ -277,7 +277,7 @@ func (db *DB) insert(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 		w.count("delivery", d.status, 1)
 	}
 	for _, put := range p.puts {
-		if err := w.b(put[0]).Put(put[1], put[2]); err != nil {
+		if err := w.put(put[0], put[1], put[2]); err != nil {
 			return fmt.Errorf("put %s: %w", put[0], err)
 		}
 	}
@@ -303,17 +303,17 @@ func (db *DB) putRaw(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 		owners[p.raw] = p.rawOf // stored by an earlier part of the request
 	}
 	if owner, ok := owners[p.raw]; ok {
-		if err := w.b(bucketRawOf).Put([]byte(p.id), []byte(owner)); err != nil {
+		if err := w.put(bucketRawOf, []byte(p.id), []byte(owner)); err != nil {
 			return err
 		}
-		return w.b(bucketRawSibs).Put(siblingKey(owner, p.id), nil)
+		return w.put(bucketRawSibs, siblingKey(owner, p.id), nil)
 	}
 	owners[p.raw] = p.id
 	sealed := p.rawSealed
 	if sealed == nil { // the request's first event was a duplicate
 		sealed = db.sealer.Seal(bucketRaws, p.id, p.rawPlain)
 	}
-	return w.b(bucketRaws).Put([]byte(p.id), sealed)
+	return w.put(bucketRaws, []byte(p.id), sealed)
 }
 
 // siblingKey is the rawsibs key of event id, which reads owner's raw

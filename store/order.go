@@ -110,10 +110,10 @@ func (w *wtx) enterQueue(d *deliveryRec) error {
 	}
 	if d.Parked {
 		d.Due = 0
-	} else if err := w.b(bucketDue).Put(dueKey(d, d.Due), nil); err != nil {
+	} else if err := w.put(bucketDue, dueKey(d, d.Due), nil); err != nil {
 		return err
 	}
-	if err := w.b(bucketSubjQueue).Put(qk, nil); err != nil {
+	if err := w.put(bucketSubjQueue, qk, nil); err != nil {
 		return err
 	}
 	return w.putDelivery(d)
@@ -142,7 +142,7 @@ func (w *wtx) activateFirst(target, key string) error {
 		return err
 	}
 	f.Parked, f.Due = false, nanos(f.NextAt)
-	if err := w.b(bucketDue).Put(dueKey(&f, f.Due), nil); err != nil {
+	if err := w.put(bucketDue, dueKey(&f, f.Due), nil); err != nil {
 		return err
 	}
 	return w.putDelivery(&f)
@@ -180,7 +180,7 @@ func (w *wtx) noteDelivered(d *deliveryRec) error {
 	if v := w.b(bucketSubjLast).Get(k); v != nil && bytes.Compare(v, pos) >= 0 {
 		return nil
 	}
-	return w.b(bucketSubjLast).Put(k, pos)
+	return w.put(bucketSubjLast, k, pos)
 }
 
 // newerDelivered returns the id of an event about d's subject that

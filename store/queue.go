@@ -19,7 +19,12 @@ func (db *DB) update(ctx context.Context, fn func(w *wtx) error) error {
 		if err := fn(w); err != nil {
 			return err
 		}
-		return w.flush()
+		if err := w.flush(); err != nil {
+			return err
+		}
+		puts := uint64(w.puts)
+		tx.OnCommit(func() { db.commit.puts.Add(puts) })
+		return nil
 	})
 }
 
@@ -101,10 +106,10 @@ func (db *DB) claimOne(w *wtx, d *deliveryRec, until uint64) (relay.Job, error) 
 	}
 	w.move("delivery", d.Status, relay.DeliveryInFlight)
 	d.Status, d.Due, d.Parked = relay.DeliveryInFlight, until, false
-	if err := w.b(bucketDue).Put(dueKey(d, until), nil); err != nil {
+	if err := w.put(bucketDue, dueKey(d, until), nil); err != nil {
 		return relay.Job{}, err
 	}
-	if err := w.b(bucketInFlight).Put(dk, u64(until)); err != nil {
+	if err := w.put(bucketInFlight, dk, u64(until)); err != nil {
 		return relay.Job{}, err
 	}
 	if err := w.putJSON(bucketDeliveries, dk, d); err != nil {
@@ -175,13 +180,13 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 			delta = -1
 		case relay.DeliveryRetrying:
 			d.NextAt, d.Due = r.NextAt, nanos(r.NextAt)
-			if err := w.b(bucketDue).Put(dueKey(&d, d.Due), nil); err != nil {
+			if err := w.put(bucketDue, dueKey(&d, d.Due), nil); err != nil {
 				return err
 			}
 		case relay.DeliveryDead:
 			d.NextAt, d.Due = time.Time{}, 0
 			d.DeadAt, d.Reason = deadAt, r.Reason
-			if err := w.b(bucketDead).Put(deadKey(&d), []byte(d.Source)); err != nil {
+			if err := w.put(bucketDead, deadKey(&d), []byte(d.Source)); err != nil {
 				return err
 			}
 			delta = -1

@@ -94,9 +94,17 @@ type deliveryRec struct {
 type wtx struct {
 	tx     *bolt.Tx
 	counts map[string]int64
+	puts   int // records written by put, counted into DB.WriteStats on commit
 }
 
 func newWtx(tx *bolt.Tx) *wtx { return &wtx{tx: tx, counts: map[string]int64{}} }
+
+// put writes one record: every record an operation writes goes through it,
+// so that WriteStats counts them.
+func (w *wtx) put(name, k, v []byte) error {
+	w.puts++
+	return w.tx.Bucket(name).Put(k, v)
+}
 
 // fillPages makes the buckets whose keys only grow fill their pages: new
 // keys land at the end, so bbolt's default (split at half a page) would
@@ -136,7 +144,7 @@ func (w *wtx) flush() error {
 		if n == 0 {
 			continue
 		}
-		if err := b.Put([]byte(k), putInt64(getInt64(b.Get([]byte(k)))+n)); err != nil {
+		if err := w.put(bucketCounts, []byte(k), putInt64(getInt64(b.Get([]byte(k)))+n)); err != nil {
 			return err
 		}
 	}
@@ -163,7 +171,7 @@ func (w *wtx) putJSON(name, k []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return w.b(name).Put(k, data)
+	return w.put(name, k, data)
 }
 
 // deliveries returns the delivery records of event id, ordered by target.
@@ -220,7 +228,7 @@ func (w *wtx) refreshEvent(id string) error {
 	if err := idx.Delete(timedKey(namePrefix(e.Status), at, bid)); err != nil {
 		return err
 	}
-	if err := idx.Put(timedKey(namePrefix(status), at, bid), nil); err != nil {
+	if err := w.put(bucketByStatus, timedKey(namePrefix(status), at, bid), nil); err != nil {
 		return err
 	}
 	w.move("event", e.Status, status)

@@ -41,7 +41,7 @@ func (w *wtx) replay(d *deliveryRec, now time.Time) (scheduled, wasFinal bool, e
 	case d.Parked:
 		d.Due = 0 // still waiting for its turn
 	default:
-		if err := w.b(bucketDue).Put(dueKey(d, d.Due), nil); err != nil {
+		if err := w.put(bucketDue, dueKey(d, d.Due), nil); err != nil {
 			return false, false, err
 		}
 	}

@@ -373,7 +373,7 @@ func recoverInFlight(tx *bolt.Tx) (int, error) {
 		w.move("delivery", d.Status, status)
 		d.Status = status
 		d.Due = nanos(d.NextAt)
-		if err := w.b(bucketDue).Put(dueKey(&d, d.Due), nil); err != nil {
+		if err := w.put(bucketDue, dueKey(&d, d.Due), nil); err != nil {
 			return 0, err
 		}
 		if err := w.putJSON(bucketDeliveries, k, &d); err != nil {
