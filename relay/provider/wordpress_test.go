@@ -524,6 +524,15 @@ func FuzzWordPressToken(f *testing.F) {
 	f.Add(mint(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, wpClaims(testNow)))
 	f.Add(mint(f, jwt.SigningMethodHS256, []byte(wpJWTSecret), jwt.MapClaims{"iss": wpIssuer}))
 	f.Add(mint(f, jwt.SigningMethodEdDSA, wpEdKey(), wpClaims(testNow)))
+	// Signed, but with a crit header or a string exp: refused.
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, wpClaims(testNow))
+	crit.Header["crit"] = []string{"exp"}
+	if s, err := crit.SignedString([]byte(wpJWTSecret)); err == nil {
+		f.Add(s)
+	}
+	stringExp := wpClaims(testNow)
+	stringExp["exp"] = fmt.Sprint(testNow.Add(time.Minute).Unix())
+	f.Add(hs256(f, stringExp))
 	f.Add("e30.e30.")
 	f.Add("..")
 	f.Add("")
