@@ -66,8 +66,8 @@ func TestOpen_UpgradesVersion1(t *testing.T) {
 	}
 	defer bdb.Close()
 	_ = bdb.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket([]byte("meta")).Get([]byte("version")); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, 4}) {
-			t.Errorf("version after Open = %v, want 4", v)
+		if v := tx.Bucket([]byte("meta")).Get([]byte("version")); !bytes.Equal(v, []byte{0, 0, 0, 0, 0, 0, 0, 5}) {
+			t.Errorf("version after Open = %v, want 5", v)
 		}
 		return nil
 	})

@@ -45,6 +45,13 @@ import (
 //	envelopes   id                                → 0x03 + the envelope up to "data": when it ends with the raw body (envsplice.go)
 //	nonceexp    expiry nonce                      → ""  alone: nonces is no longer written
 //	bytenant, bytype                              → no entry for an empty tenant or type
+//
+// Version 4 added rawof and rawsibs (enqueue.go). Version 5 (fewer records
+// per event):
+//
+//	bystatus                                      → no entry for a queued event
+//	bysource                                      → entries for result sources ("target:…") only
+//	bytenant, bytype                              → no longer written (Events scans bytime)
 
 // sep separates a name from the rest of a key.
 const sep = 0x00

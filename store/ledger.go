@@ -108,21 +108,25 @@ func (db *DB) Raw(ctx context.Context, id string) (*relay.Raw, error) {
 	return &raw, nil
 }
 
-// eventIndex picks the index that serves f: status first (the filter that
-// matters on a large store), then type, source, tenant, else time.
+// eventIndex picks the index that serves f: the status index for a status
+// it holds (statusIndexed), the source index for a result source (the only
+// sources it holds since version 5), else time, through which the other
+// filters are a scan (bounded per page by eventScan, see Events).
 func eventIndex(f relay.EventFilter) (bucket, prefix []byte) {
 	switch {
-	case f.Status != "":
+	case f.Status != "" && statusIndexed(f.Status):
 		return bucketByStatus, namePrefix(f.Status)
-	case f.Type != "":
-		return bucketByType, namePrefix(f.Type)
-	case f.Source != "":
+	case strings.HasPrefix(f.Source, resultSourcePrefix):
 		return bucketBySource, namePrefix(f.Source)
-	case f.Tenant != "":
-		return bucketByTenant, namePrefix(f.Tenant)
 	}
 	return bucketByTime, nil
 }
+
+// eventScan bounds how many index entries, beyond its limit, one page of
+// Events looks at when its filter is answered by a scan: a page that
+// reaches the bound ends early, with fewer events than asked (maybe none)
+// and a cursor to go on from where it stopped. A variable for tests.
+var eventScan = 20000
 
 func (r *eventRec) matches(f relay.EventFilter) bool {
 	return (f.Status == "" || r.Status == f.Status) &&
@@ -145,8 +149,9 @@ func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
 
 // Events lists events newest first (by ReceivedAt, then id). The cursor is
 // the position of the last event returned, so pages stay stable while new
-// events arrive. An index per filter field keeps filtered lists from
-// scanning every event.
+// events arrive. A filter that no index serves (eventIndex) is a scan,
+// which stops after eventScan entries: a page may then hold fewer events
+// than limit and still have a cursor.
 func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, limit int) ([]relay.Event, string, error) {
 	if limit <= 0 {
 		limit = defaultLimit
@@ -177,7 +182,8 @@ func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, li
 			upper = prefixEnd(prefix)
 		}
 		since := nanos(f.Since)
-		var last []byte
+		var last, seen []byte // the last event returned, the last entry looked at
+		scanned := 0
 		c := tx.Bucket(bucket).Cursor()
 		for k, _ := seekBefore(c, upper); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Prev() {
 			at, id, ok := splitTimedKey(k, len(prefix))
@@ -187,6 +193,12 @@ func (db *DB) Events(ctx context.Context, f relay.EventFilter, cursor string, li
 			if at < since {
 				break
 			}
+			if scanned == eventScan+limit {
+				next = encodeCursor(seen) // the next page goes on before it
+				break
+			}
+			scanned++
+			seen = k[len(prefix):]
 			var r eventRec
 			found, err := getJSON(tx, bucketEvents, id, &r)
 			if err != nil {

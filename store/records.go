@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,25 +48,35 @@ func (r *eventRec) event() relay.Event {
 }
 
 // indexKeys returns the event's keys in the secondary indexes, by bucket.
-// An event without a tenant or a type gets no entry in that index (a filter
-// on it is never empty); withEmpty lists those keys too, for Prune, which
-// also clears entries written before that rule.
+// Since version 5 an event has an entry in bytime, one in bystatus unless
+// it is queued (statusIndexed), and one in bysource only as a result event
+// (Effects reads it); a filter on anything else is answered by a bounded
+// scan of bytime (see Events). withEmpty lists every key that any version
+// wrote (an empty tenant or type, a queued status, any source), for Prune,
+// which also clears the entries of events stored before.
 func (r *eventRec) indexKeys(withEmpty bool) [][2][]byte {
 	at := nanos(r.ReceivedAt)
 	id := []byte(r.ID)
-	keys := [][2][]byte{
-		{bucketByTime, timedKey(nil, at, id)},
-		{bucketByStatus, timedKey(namePrefix(r.Status), at, id)},
-		{bucketBySource, timedKey(namePrefix(r.Source), at, id)},
+	keys := [][2][]byte{{bucketByTime, timedKey(nil, at, id)}}
+	if statusIndexed(r.Status) || withEmpty {
+		keys = append(keys, [2][]byte{bucketByStatus, timedKey(namePrefix(r.Status), at, id)})
 	}
-	if r.Tenant != "" || withEmpty {
-		keys = append(keys, [2][]byte{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id)})
+	if strings.HasPrefix(r.Source, resultSourcePrefix) || withEmpty {
+		keys = append(keys, [2][]byte{bucketBySource, timedKey(namePrefix(r.Source), at, id)})
 	}
-	if r.Type != "" || withEmpty {
-		keys = append(keys, [2][]byte{bucketByType, timedKey(namePrefix(r.Type), at, id)})
+	if withEmpty {
+		keys = append(keys,
+			[2][]byte{bucketByTenant, timedKey(namePrefix(r.Tenant), at, id)},
+			[2][]byte{bucketByType, timedKey(namePrefix(r.Type), at, id)})
 	}
 	return keys
 }
+
+// statusIndexed reports whether events of status have bystatus entries:
+// every status but queued, the one a new event usually has and leaves soon
+// (writing its entry at ingest cost a record per event; queued events are
+// the newest, found by a scan of bytime).
+func statusIndexed(status string) bool { return status != relay.EventQueued }
 
 // deliveryRec is a delivery as stored: the public fields plus what the
 // dispatcher and the indexes need. Delivery.Request is kept in the requests
@@ -228,8 +239,10 @@ func (w *wtx) refreshEvent(id string) error {
 	if err := idx.Delete(timedKey(namePrefix(e.Status), at, bid)); err != nil {
 		return err
 	}
-	if err := w.put(bucketByStatus, timedKey(namePrefix(status), at, bid), nil); err != nil {
-		return err
+	if statusIndexed(status) {
+		if err := w.put(bucketByStatus, timedKey(namePrefix(status), at, bid), nil); err != nil {
+			return err
+		}
 	}
 	w.move("event", e.Status, status)
 	e.Status = status

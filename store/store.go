@@ -43,10 +43,15 @@ import (
 // buckets start empty; no record is rewritten), OpenReadOnly reads one as
 // is. Version 4 added the buckets of v4Buckets: the events of one request
 // (a HubSpot batch) share its raw request, stored once under the first
-// event's id (rawof, rawsibs). A binary that knows only version 2 refuses a
-// version 3 file rather than misread it, and one that knows version 3 a
-// version 4 file.
-const schemaVersion = 4
+// event's id (rawof, rawsibs). Version 5 writes fewer index entries (see
+// eventRec.indexKeys): none in bystatus for a queued event, none in
+// bytenant and bytype, none in bysource but for result events; the entries
+// an earlier version wrote stay until their event is pruned, and are not
+// read. A binary that knows only version 2 refuses a version 3 file rather
+// than misread it, one that knows version 3 a version 4 file, and one that
+// knows version 4 a version 5 file (it would miss queued events in a status
+// filter).
+const schemaVersion = 5
 
 // Bucket names.
 var (
@@ -295,7 +300,8 @@ func initSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get([]byte("version")); v == nil || getInt64(v) < schemaVersion {
 		// New, or an earlier version upgraded: the v2 and v4 buckets were
-		// just created; version 3 changed how records are written, not where.
+		// just created; versions 3 and 5 changed how records are written,
+		// not where.
 		if err := meta.Put([]byte("version"), putInt64(schemaVersion)); err != nil {
 			return err
 		}
@@ -304,7 +310,7 @@ func initSchema(tx *bolt.Tx) error {
 }
 
 // checkSchema checks that the schema version is one this code reads (1 to
-// 4) and that its buckets exist. Code that reads a v2 or v4 bucket copes
+// 5) and that its buckets exist. Code that reads a v2 or v4 bucket copes
 // with its absence (an earlier file opened read-only).
 func checkSchema(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)

@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/wprelay/wprelay/relay"
+)
+
+var v5t0 = time.Date(2026, 12, 6, 7, 0, 0, 0, time.UTC)
+
+func v5Event(key, tenant, typ string, at time.Time, targets ...string) relay.Incoming {
+	in := relay.Incoming{
+		Event: relay.Event{
+			Source: "stripe", Tenant: tenant, Type: typ, IdempotencyKey: key,
+			ReceivedAt: at, Envelope: []byte(`{"key":"` + key + `"}`),
+		},
+		Raw:        &relay.Raw{Method: "POST", Path: "/hooks/stripe", Body: []byte(`{"id":"` + key + `"}`)},
+		BodyHash:   sha256.Sum256([]byte(key)),
+		KeyExpires: at.Add(time.Hour),
+	}
+	for _, target := range targets {
+		in.Event.Deliveries = append(in.Event.Deliveries, relay.Delivery{Target: target, NextAt: at})
+	}
+	return in
+}
+
+func v5IDs(t *testing.T, db *DB, f relay.EventFilter, limit int) (ids []string, pages int) {
+	t.Helper()
+	cursor := ""
+	for {
+		evs, next, err := db.Events(context.Background(), f, cursor, limit)
+		if err != nil {
+			t.Fatalf("Events %+v: %v", f, err)
+		}
+		pages++
+		for _, e := range evs {
+			ids = append(ids, e.ID)
+		}
+		if next == "" || pages > 100 {
+			return ids, pages
+		}
+		cursor = next
+	}
+}
+
+// bucketLen counts the entries of bucket name.
+func bucketLen(t *testing.T, db *DB, name []byte) int {
+	t.Helper()
+	n := 0
+	_ = db.bolt.View(func(tx *bolt.Tx) error { n = tx.Bucket(name).Stats().KeyN; return nil })
+	return n
+}
+
+// A file written by version 4 (an index entry per status, source, tenant
+// and type of every event) is upgraded in place by Open: its entries are
+// not read (no event listed twice, queued events found by the scan), they
+// move with a status change and go with their event when it is pruned.
+func TestOpen_UpgradesVersion4(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "wprelay.db")
+	db, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := db.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{
+		v5Event("k1", "acme", "invoice.paid", v5t0, "a"),
+		v5Event("k2", "", "", v5t0.Add(time.Second), "a"),
+		v5Event("k3", "acme", "", v5t0.Add(2*time.Second)),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{outs[0].ID, outs[1].ID, outs[2].ID}
+	if n := bucketLen(t, db, bucketByTenant) + bucketLen(t, db, bucketByType) + bucketLen(t, db, bucketBySource); n != 0 {
+		t.Errorf("version 5 wrote %d tenant, type and source entries, want 0", n)
+	}
+	if n := bucketLen(t, db, bucketByStatus); n != 1 { // k3, discarded
+		t.Errorf("version 5 wrote %d status entries, want 1 (none for the queued events)", n)
+	}
+	// Make it the file version 4 wrote: every index entry, version 4.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			var r eventRec
+			if _, err := getJSON(tx, bucketEvents, []byte(id), &r); err != nil {
+				return err
+			}
+			at := nanos(r.ReceivedAt)
+			for _, ik := range [][2]any{{bucketByStatus, r.Status}, {bucketBySource, r.Source}, {bucketByTenant, r.Tenant}, {bucketByType, r.Type}} {
+				if ik[1].(string) == "" && (string(ik[0].([]byte)) == "bytenant" || string(ik[0].([]byte)) == "bytype") {
+					continue // version 3 and 4 wrote none for an empty tenant or type
+				}
+				if err := tx.Bucket(ik[0].([]byte)).Put(timedKey(namePrefix(ik[1].(string)), at, []byte(id)), nil); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Bucket(bucketMeta).Put([]byte("version"), putInt64(4))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db, err = Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("Open of a version 4 file: %v", err)
+	}
+	defer db.Close()
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		if v := getInt64(tx.Bucket(bucketMeta).Get([]byte("version"))); v != 5 {
+			t.Errorf("version after Open = %d, want 5", v)
+		}
+		return nil
+	})
+	for _, tc := range []struct {
+		f    relay.EventFilter
+		want []string
+	}{
+		{relay.EventFilter{}, []string{ids[2], ids[1], ids[0]}},
+		{relay.EventFilter{Status: relay.EventQueued}, []string{ids[1], ids[0]}},
+		{relay.EventFilter{Status: relay.EventDiscarded}, []string{ids[2]}},
+		{relay.EventFilter{Tenant: "acme"}, []string{ids[2], ids[0]}},
+		{relay.EventFilter{Type: "invoice.paid"}, []string{ids[0]}},
+		{relay.EventFilter{Source: "stripe", Tenant: "acme", Status: relay.EventQueued}, []string{ids[0]}},
+	} {
+		if got, _ := v5IDs(t, db, tc.f, 1); !slices.Equal(got, tc.want) {
+			t.Errorf("Events %+v = %v, want %v", tc.f, got, tc.want)
+		}
+	}
+
+	// Deliver both queued events: their version 4 queued entries go.
+	now := v5t0.Add(time.Minute)
+	jobs, err := db.Claim(ctx, "a", now, 10, time.Minute)
+	if err != nil || len(jobs) != 2 {
+		t.Fatalf("Claim: %d jobs, %v", len(jobs), err)
+	}
+	for _, j := range jobs {
+		if err := db.Complete(ctx, relay.Result{EventID: j.EventID, Target: "a", Status: relay.DeliverySucceeded,
+			Attempt: relay.Attempt{At: now, Status: 200}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := v5IDs(t, db, relay.EventFilter{Status: relay.EventDelivered}, 10); !slices.Equal(got, []string{ids[1], ids[0]}) {
+		t.Errorf("delivered = %v, want %v", got, []string{ids[1], ids[0]})
+	}
+	if got, _ := v5IDs(t, db, relay.EventFilter{Status: relay.EventQueued}, 10); len(got) != 0 {
+		t.Errorf("queued after delivery = %v, want none", got)
+	}
+
+	n, err := db.Prune(ctx, now.Add(2*time.Hour), now.Add(time.Hour), 100)
+	if err != nil || n != 6 { // 3 keys, 3 events
+		t.Fatalf("Prune = %d, %v; want 6", n, err)
+	}
+	for _, name := range [][]byte{bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketEvents} {
+		if n := bucketLen(t, db, name); n != 0 {
+			t.Errorf("%s holds %d entries after every event was pruned", name, n)
+		}
+	}
+}
+
+// A filter no index serves is a scan of at most eventScan entries per
+// page: a page that reaches it ends with what it found and a cursor, and
+// the pages together list every match once.
+func TestEvents_ScanIsBoundedPerPage(t *testing.T) {
+	defer func(n int) { eventScan = n }(eventScan)
+	eventScan = 3
+	db, err := Open(filepath.Join(t.TempDir(), "wprelay.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ins []relay.Incoming
+	var want []string
+	for i := range 10 {
+		tenant := "other"
+		if i%4 == 0 {
+			tenant = "acme"
+		}
+		ins = append(ins, v5Event(fmt.Sprint("k", i), tenant, "t", v5t0.Add(time.Duration(i)*time.Second), "a"))
+	}
+	outs, err := db.Enqueue(context.Background(), &relay.Batch{Events: ins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 9; i >= 0; i-- {
+		if i%4 == 0 {
+			want = append(want, outs[i].ID)
+		}
+	}
+	if got, _ := v5IDs(t, db, relay.EventFilter{Tenant: "acme"}, 1); !slices.Equal(got, want) {
+		t.Errorf("tenant acme = %v, want %v", got, want)
+	}
+	// 10 entries, at most 3+1 looked at per page: 3 pages, all empty.
+	if got, pages := v5IDs(t, db, relay.EventFilter{Tenant: "nobody"}, 1); len(got) != 0 || pages != 3 {
+		t.Errorf("tenant nobody: %v in %d pages, want none in 3 (the scan bound per page)", got, pages)
+	}
+	if got, pages := v5IDs(t, db, relay.EventFilter{}, 4); len(got) != 10 || pages != 3 {
+		t.Errorf("unfiltered: %d events in %d pages, want 10 in 3", len(got), pages)
+	}
+}
