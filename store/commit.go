@@ -63,6 +63,12 @@ type committer struct {
 
 	txMu   sync.Mutex
 	lastTx *bolt.Tx // the last transaction seen, so each is counted once
+
+	// txCounts, set by the loop while it runs a transaction's writes (on
+	// its goroutine, where they run), collects their counter changes, which
+	// it writes once before committing; nil otherwise (each write flushes
+	// its own).
+	txCounts map[string]int64
 }
 
 func newCommitter(db *bolt.DB, mode string, log *slog.Logger, observe func(int, time.Duration)) (*committer, error) {
@@ -170,12 +176,21 @@ func (c *committer) commitInto(fns []func(*bolt.Tx) error, errs []*error) {
 	err := guard(c.db.Path(), func() error {
 		return c.db.Update(func(tx *bolt.Tx) error {
 			c.noteTx(tx)
+			c.txCounts = map[string]int64{}
+			defer func() { c.txCounts = nil }()
 			for i, fn := range fns {
 				if err := safely(fn, tx); err != nil {
 					failed = i
 					return err
 				}
 			}
+			w := newWtx(tx)
+			w.counts = c.txCounts
+			if err := w.flush(); err != nil {
+				return err
+			}
+			puts := uint64(w.puts)
+			tx.OnCommit(func() { c.puts.Add(puts) })
 			return nil
 		})
 	})

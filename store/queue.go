@@ -12,14 +12,20 @@ import (
 )
 
 // update runs fn through the commit path with a fresh wtx, writing the
-// counter changes it made when it succeeds.
+// counter changes it made when it succeeds (the commit loop adds them up
+// and writes each counter once per transaction).
 func (db *DB) update(ctx context.Context, fn func(w *wtx) error) error {
 	return db.commit.do(ctx, func(tx *bolt.Tx) error {
 		w := newWtx(tx)
 		if err := fn(w); err != nil {
 			return err
 		}
-		if err := w.flush(); err != nil {
+		if shared := db.commit.txCounts; shared != nil {
+			// The loop writes the counters once per transaction.
+			for k, n := range w.counts {
+				shared[k] += n
+			}
+		} else if err := w.flush(); err != nil {
 			return err
 		}
 		puts := uint64(w.puts)
