@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -179,15 +180,29 @@ func FuzzExpand(f *testing.F) {
 	})
 }
 
+// quotedRE matches a Go-quoted string (strconv.Quote, %q).
+var quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(sample))
 	f.Add([]byte("listen: ${A}\n"))
 	f.Add([]byte("sources: [{name: a, kind: github, secrets: [\"${A}\"]}]"))
 	env := testEnv(map[string]string{"A": "x", "ADMIN_TOKEN": "0123456789abcdef", "STRIPE_SECRET_ACME": "s", "WP_JWT": "j"}, nil)
+	f.Add([]byte("sources: {name: x}\nlimits: {max_body: lots}\nretention: {dedupe: 3x}\n"))
+	f.Add([]byte("routes:\n  - {source: gh, where: {data.x: [1]}, to: [a]}\ntargets: [{name: a, headers: [x]}]\n"))
+	f.Add([]byte("a: &x {b: *x}\n"))
+	// Any bytes give a config or problems in the config's own words:
+	// never a panic, never a Go or YAML type name.
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, env)
 		if err == nil {
-			_ = cfg.Validate()
+			err = cfg.Validate()
+		}
+		for _, p := range Problems(err) {
+			// What the file says is quoted; the rest is the message's own.
+			if s := quotedRE.ReplaceAllString(p.Msg, `""`); strings.Contains(s, "config.") || strings.Contains(s, "unmarshal") || strings.Contains(s, "!!") {
+				t.Fatalf("a Go or YAML type name in %q", p.Error())
+			}
 		}
 	})
 }

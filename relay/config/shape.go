@@ -90,6 +90,22 @@ var (
 // booleans and durations that parse. Each problem names its field and line
 // in the config's words, never a Go type's.
 func shape(n *yaml.Node, t reflect.Type, path string) []error {
+	budget := maxShapeNodes
+	return shapeOf(n, t, path, &budget)
+}
+
+// maxShapeNodes bounds the nodes shape visits, aliases followed: a
+// document whose aliases multiply (a "billion laughs") is refused rather
+// than walked for ever.
+const maxShapeNodes = 1 << 20
+
+func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
+	if *budget--; *budget < 0 {
+		if *budget == -1 {
+			return []error{&FieldError{Field: path, Line: n.Line, Msg: "too many nodes once aliases are expanded: use fewer * aliases"}}
+		}
+		return nil
+	}
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -113,7 +129,7 @@ func shape(n *yaml.Node, t reflect.Type, path string) []error {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return shape(n, t.Elem(), path)
+		return shapeOf(n, t.Elem(), path, budget)
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			return bad("want a mapping (key: value, or {key: value, …}), got %s", describe(n))
@@ -131,7 +147,7 @@ func shape(n *yaml.Node, t reflect.Type, path string) []error {
 				errs = append(errs, &FieldError{Field: p, Line: n.Content[i].Line, Msg: unknownField(k, fields)})
 				continue
 			}
-			errs = append(errs, shape(n.Content[i+1], f, p)...)
+			errs = append(errs, shapeOf(n.Content[i+1], f, p, budget)...)
 		}
 		return errs
 	case reflect.Slice:
@@ -140,7 +156,7 @@ func shape(n *yaml.Node, t reflect.Type, path string) []error {
 		}
 		var errs []error
 		for i, c := range n.Content {
-			errs = append(errs, shape(c, t.Elem(), path+"["+strconv.Itoa(i)+"]")...)
+			errs = append(errs, shapeOf(c, t.Elem(), path+"["+strconv.Itoa(i)+"]", budget)...)
 		}
 		return errs
 	case reflect.Map:
@@ -149,7 +165,7 @@ func shape(n *yaml.Node, t reflect.Type, path string) []error {
 		}
 		var errs []error
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, shape(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value)...)
+			errs = append(errs, shapeOf(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value, budget)...)
 		}
 		return errs
 	}
