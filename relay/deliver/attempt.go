@@ -5,6 +5,7 @@ package deliver
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 		}
 	case err == nil && !Retryable(status):
 		res.Attempt.Error = fmt.Sprintf("HTTP %d", status)
-		res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("HTTP %d is not retryable: %s", status, snippet)
+		res.Status, res.Reason = relay.DeliveryDead, fmt.Sprintf("HTTP %d is not retryable: %s", status, cmp.Or(snippet, "(an empty answer)"))
 	default:
 		if err != nil {
 			res.Attempt.Error = err.Error()

@@ -219,3 +219,17 @@ func TestDeliverer_Run_WordPressHTMLIsNotDelivered(t *testing.T) {
 		t.Fatalf("delivery %+v", got)
 	}
 }
+
+// A dead delivery's reason says what the target answered, an empty
+// answer included.
+func TestDeliverer_Run_DeadReasonNamesAnEmptyAnswer(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadRequest) }))
+	defer srv.Close()
+	db := mustDB(t)
+	d := New(db, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true}}, slog.New(slog.DiscardHandler))
+	run(t, d)
+	got := waitDelivery(t, db, enqueue(t, db, "t"), "t", relay.DeliveryDead)
+	if got.Reason != "HTTP 400 is not retryable: (an empty answer)" {
+		t.Fatalf("reason %q", got.Reason)
+	}
+}
