@@ -376,3 +376,76 @@ func TestDocs_NoDesignMDOutsideTheRepository(t *testing.T) {
 		}
 	}
 }
+
+// proseDefaultRE finds a default stated in a sentence or a table cell:
+// "`limits.max_depth` (default 128", "`shutdown`, default 10 s".
+var proseDefaultRE = regexp.MustCompile("`([a-z_]+(?:\\.[a-z_]+)*)`[^.;|`]{0,20}?\\(?default:? ([0-9][0-9 ]*(?:[a-z]+)?)")
+
+// fieldByPath returns the value at a dotted YAML path of v, or false.
+func fieldByPath(v reflect.Value, path string) (reflect.Value, bool) {
+	for _, key := range strings.Split(path, ".") {
+		if v.Kind() != reflect.Struct {
+			return v, false
+		}
+		found := false
+		for i := range v.NumField() {
+			if name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); name == key {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		if !found {
+			return v, false
+		}
+	}
+	return v, true
+}
+
+// Defaults stated in prose ("`shutdown`, default 10 s") are the defaults:
+// of the configuration, else of a target, else of a source.
+func TestDocs_ProseDefaultsAreDefaults(t *testing.T) {
+	docs, _ := filepath.Glob("../../docs/runbooks/*.md")
+	more, _ := filepath.Glob("../../docs/*.md")
+	docs = append(append(docs, more...), "../../README.md", filepath.Join(deployDir, "README.md"))
+	units := strings.NewReplacer(" days", "d", " day", "d", " s", "s", " h", "h", " min", "m", " ms", "ms", " ", "")
+	n := 0
+	for _, doc := range docs {
+		data, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range proseDefaultRE.FindAllStringSubmatch(string(data), -1) {
+			path, stated := m[1], strings.TrimSpace(units.Replace(strings.TrimSpace(m[2])))
+			var v reflect.Value
+			ok := false
+			for _, def := range []any{config.Default(), config.DefaultTarget(), config.DefaultSource()} {
+				if v, ok = fieldByPath(reflect.ValueOf(def), path); ok {
+					break
+				}
+			}
+			if !ok {
+				t.Errorf("%s: %q states a default of %s, which is not a configuration key", doc, m[0], path)
+				continue
+			}
+			var want string
+			switch x := v.Interface().(type) {
+			case config.Duration:
+				d, err := config.ParseDuration(stated)
+				if err != nil || d != x.D() {
+					want = x.D().String()
+				}
+			default:
+				if fmt.Sprint(x) != stated {
+					want = fmt.Sprint(x)
+				}
+			}
+			if want != "" {
+				t.Errorf("%s: %q: the default of %s is %s", doc, m[0], path, want)
+			}
+			n++
+		}
+	}
+	if n < 6 {
+		t.Fatalf("found %d defaults stated in prose; the docs state more", n)
+	}
+}
