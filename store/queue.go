@@ -47,6 +47,11 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 	if n <= 0 {
 		return nil, nil
 	}
+	// Nothing due is the dispatcher's usual finding once it is idle (it
+	// looks again after every attempt): a read says so without a commit.
+	if at, ok, err := db.NextDue(ctx, target); err == nil && (!ok || at.After(now)) {
+		return nil, nil
+	}
 	var (
 		jobs    []relay.Job
 		skipped int64
