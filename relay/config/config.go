@@ -398,7 +398,7 @@ func (s Secret) String() string {
 	if s == "" {
 		return ""
 	}
-	return "REDACTED"
+	return relay.Redacted
 }
 
 // GoString keeps %#v from showing the value.
