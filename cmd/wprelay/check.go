@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -101,7 +102,9 @@ func plural(n int, one, many string) string {
 func parseConfig(path string, data []byte, env config.Env) (config.Config, error) {
 	cfg, err := config.Parse(data, env)
 	if err != nil {
-		return cfg, invalidConfig(path, err)
+		// Every problem at once: what could be read is validated too.
+		_, all := config.Check(data, env)
+		return cfg, invalidConfig(path, cmp.Or(all, err))
 	}
 	return cfg, nil
 }

@@ -53,6 +53,7 @@ routes:
 		cfg + `:5: sources[0].tolerance: "5 minutes" is not a duration: use e.g. 90s, 5m, 168h or 7d`,
 		cfg + ":6: sources[0].secrets[0]: ${file:" + filepath.Join(dir, "secrets/missing") + "}",
 		cfg + `:8: routes[0].typs: unknown field "typs": did you mean "types"?`,
+		cfg + `:8: routes[0].to[0]: no target named "crm"`, // validated with the rest, in the same run
 		"Fix them, then check again with: wprelay check --config " + cfg,
 	} {
 		if !strings.Contains(stderr, want) {

@@ -30,32 +30,84 @@ type Env struct {
 // errors.Join, each naming the field and its line, in the config's own words
 // (Problems lists them).
 func Parse(data []byte, env Env) (Config, error) {
-	cfg := Default()
+	cfg, errs, _ := parse(data, env)
+	return cfg, errors.Join(errs...)
+}
+
+// Check is Parse then Validate, reporting every problem of the file at
+// once: when a value cannot be read (a word where a number goes, an unset
+// ${VAR}), the rest is still decoded and validated, and what Validate
+// says about the values that could not be read is left out.
+func Check(data []byte, env Env) (Config, error) {
+	cfg, errs, decoded := parse(data, env)
+	if !decoded {
+		return cfg, errors.Join(errs...)
+	}
+	if len(errs) == 0 {
+		return cfg, cfg.Validate()
+	}
+	bad := map[string]bool{}
+	for _, e := range errs {
+		if fe, ok := e.(*FieldError); ok {
+			bad[fe.Field] = true
+		}
+	}
+	for _, p := range Problems(cfg.Validate()) {
+		field := routeNameRE.ReplaceAllString(p.Field, "")
+		if !bad[field] && !coveredBy(field, bad) {
+			errs = append(errs, p)
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// coveredBy reports whether field is, or is inside or around, a field
+// already reported.
+func coveredBy(field string, bad map[string]bool) bool {
+	for b := range bad {
+		if strings.HasPrefix(field, b+".") || strings.HasPrefix(field, b+"[") || strings.HasPrefix(b, field+".") || strings.HasPrefix(b, field+"[") {
+			return true
+		}
+	}
+	return false
+}
+
+// parse reads data over Default(); decoded is false when the document
+// could not be read at all (then cfg is Default()).
+func parse(data []byte, env Env) (cfg Config, errs []error, decoded bool) {
+	cfg = Default()
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return cfg, nil
+			return cfg, nil, true
 		}
-		return cfg, syntaxError(err)
+		return cfg, []error{syntaxError(err)}, false
 	}
 	refs := map[string][]string{}
 	lines := map[string]int{}
-	var errs []error
 	expand(&root, "", env, refs, lines, &errs)
 	if len(root.Content) == 1 {
-		errs = append(errs, shape(root.Content[0], reflect.TypeFor[Config](), "")...)
-	}
-	if len(errs) > 0 {
-		return cfg, errors.Join(errs...)
+		// shape also takes the values it reports out of the document, so
+		// that the rest decodes. A value whose reference could not be
+		// expanded is reported once, for the reference.
+		unexpanded := map[string]bool{}
+		for _, e := range errs {
+			unexpanded[e.(*FieldError).Field] = true
+		}
+		for _, e := range shape(root.Content[0], reflect.TypeFor[Config](), "") {
+			if !unexpanded[e.(*FieldError).Field] {
+				errs = append(errs, e)
+			}
+		}
 	}
 	if err := root.Decode(&cfg); err != nil {
 		// shape checks what the decoder checks; this is a safety net.
-		return cfg, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}
+		return cfg, append(errs, &FieldError{Msg: strings.TrimPrefix(err.Error(), "yaml: "), Err: err}), false
 	}
 	cfg.fillDefaults()
 	cfg.refs, cfg.lines = refs, lines
-	return cfg, nil
+	return cfg, errs, true
 }
 
 // yamlLineRE finds the line in a YAML syntax error ("yaml: line 3: ...").

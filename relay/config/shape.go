@@ -113,7 +113,11 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
 		return nil
 	}
 	bad := func(format string, args ...any) []error {
-		return []error{&FieldError{Field: path, Line: n.Line, Msg: fmt.Sprintf(format, args...)}}
+		fe := &FieldError{Field: path, Line: n.Line, Msg: fmt.Sprintf(format, args...)}
+		// Out of the document, so that the rest decodes: the field keeps
+		// its default.
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+		return []error{fe}
 	}
 	if t == durationType {
 		if n.Kind != yaml.ScalarNode {
@@ -136,6 +140,7 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
 		}
 		fields := yamlFields(t)
 		var errs []error
+		kept := n.Content[:0:0]
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
 			p := k
@@ -145,10 +150,12 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
 			f, ok := fields[k]
 			if !ok {
 				errs = append(errs, &FieldError{Field: p, Line: n.Content[i].Line, Msg: unknownField(k, fields)})
-				continue
+				continue // out of the document, so that the rest decodes
 			}
 			errs = append(errs, shapeOf(n.Content[i+1], f, p, budget)...)
+			kept = append(kept, n.Content[i], n.Content[i+1])
 		}
+		n.Content = kept
 		return errs
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {

@@ -94,3 +94,28 @@ routes:
 		t.Fatalf("lines = %v", lines)
 	}
 }
+
+// Check reports what cannot be read and what Validate finds in the rest,
+// at once; a value that could not be read is reported once.
+func TestCheck_EveryProblemAtOnce(t *testing.T) {
+	doc := `listen: 8080
+admin: {token: "${NOPE_TOKEN}"}
+sources:
+  - {name: Stripe, kind: strip, tolerance: 5 min, secrets: [s]}
+routes:
+  - {source: stripe, to: [crm], typs: ["*"]}
+`
+	_, err := Check([]byte(doc), testEnv(nil, nil))
+	got := map[string]int{}
+	for _, p := range Problems(err) {
+		got[p.Field]++
+	}
+	for _, f := range []string{"listen", "admin.token", "sources[0].name", "sources[0].kind", "sources[0].tolerance", "routes[0].typs", "routes[0].source", "routes[0].to[0]"} {
+		if got[f] != 1 {
+			t.Errorf("%s reported %d times, want once; all: %v", f, got[f], err)
+		}
+	}
+	if _, err := Check([]byte("a: [\n"), testEnv(nil, nil)); len(Problems(err)) != 1 {
+		t.Errorf("a syntax error: %v, want it alone", err)
+	}
+}
