@@ -141,12 +141,18 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
 		fields := yamlFields(t)
 		var errs []error
 		kept := n.Content[:0:0]
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
 			p := k
 			if path != "" {
 				p = path + "." + k
 			}
+			if first, dup := seen[k]; dup {
+				errs = append(errs, &FieldError{Field: p, Line: n.Content[i].Line, Msg: fmt.Sprintf("set twice (first on line %d): keep one", first)})
+				continue
+			}
+			seen[k] = n.Content[i].Line
 			f, ok := fields[k]
 			if !ok {
 				errs = append(errs, &FieldError{Field: p, Line: n.Content[i].Line, Msg: unknownField(k, fields)})
@@ -171,9 +177,19 @@ func shapeOf(n *yaml.Node, t reflect.Type, path string, budget *int) []error {
 			return bad("want a mapping (name: value), got %s", describe(n))
 		}
 		var errs []error
+		kept := n.Content[:0:0]
+		seen := map[string]int{}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, shapeOf(n.Content[i+1], t.Elem(), path+"."+n.Content[i].Value, budget)...)
+			k := n.Content[i].Value
+			if first, dup := seen[k]; dup {
+				errs = append(errs, &FieldError{Field: path + "." + k, Line: n.Content[i].Line, Msg: fmt.Sprintf("set twice (first on line %d): keep one", first)})
+				continue
+			}
+			seen[k] = n.Content[i].Line
+			errs = append(errs, shapeOf(n.Content[i+1], t.Elem(), path+"."+k, budget)...)
+			kept = append(kept, n.Content[i], n.Content[i+1])
 		}
+		n.Content = kept
 		return errs
 	}
 	if n.Kind != yaml.ScalarNode {
