@@ -174,6 +174,39 @@ func TestWP_Events_RejectsBadCredentials(t *testing.T) {
 			t.Fatalf("a valid delivery after 10 unauthenticated ones: %d %s, want 202", r.Status, r.Raw)
 		}
 	})
+	t.Run("failed authentications over the budget get 429, counted in the object cache only", func(t *testing.T) {
+		// One PHP process, with WordPress's in-memory object cache standing
+		// in for a persistent one (wp_using_ext_object_cache): the failure
+		// counter lives there, per client address.
+		key := uuid.NewString() + ":wordpress"
+		maxID := func() int { return site.QueryInt(t, "SELECT MAX(option_id) FROM wp_options") }
+		before := maxID()
+		out := site.PHP(t, `
+wp_using_ext_object_cache( true );
+add_filter( 'wprelay_auth_failure_limit', function () { return 3; } );
+rest_get_server();
+$send = function ( $ip, $auth ) {
+	$_SERVER['REMOTE_ADDR'] = $ip;
+	$req = new WP_REST_Request( 'POST', '/wprelay/v1/events' );
+	$req->set_header( 'content-type', 'application/json' );
+	$req->set_header( 'idempotency-key', '`+key+`' );
+	$req->set_header( 'authorization', $auth );
+	$req->set_body( '{}' );
+	return rest_do_request( $req )->get_status();
+};
+$codes = array();
+for ( $i = 0; $i < 5; $i++ ) {
+	$codes[] = $send( '198.51.100.7', '' );
+}
+$codes[] = $send( '198.51.100.8', 'Bearer x.y.z' );
+echo implode( ',', $codes );`)
+		if strings.TrimSpace(out) != "401,401,401,429,429,401" {
+			t.Fatalf("statuses %q, want 401 ×3, then 429 for that address, and 401 for another address", out)
+		}
+		if after := maxID(); after != before {
+			t.Fatalf("counting failures added %d wp_options rows", after-before)
+		}
+	})
 	t.Run("rate limited", func(t *testing.T) {
 		site.PHP(t, `update_option( 'wpstack_rate_limit', '3' );`)
 		defer site.PHP(t, `delete_option( 'wpstack_rate_limit' );`)

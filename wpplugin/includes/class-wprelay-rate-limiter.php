@@ -19,12 +19,14 @@ if ( ! defined( 'ABSPATH' ) ) {
  *   INSERT … ON DUPLICATE KEY UPDATE on a non-autoloaded option per route
  *   and window, the previous window dropped; at most two rows per route;
  * - failed authentications, per route and client IP, only in a persistent
- *   object cache (memory, expiring). Without one nothing is counted and
- *   nothing is written for a request that does not authenticate: a flood
- *   of them costs a signature check each and never touches wp_options.
+ *   object cache (memory, expiring): over the budget they are answered 429
+ *   instead of 401. Without one nothing is counted and nothing is written
+ *   for a request that does not authenticate: a flood of them costs a
+ *   signature check each and never touches wp_options.
  *
- * A flood of unauthenticated requests therefore never uses up the
- * sidecar's budget, even when it comes through the same proxy address.
+ * Both are counted after verification, so a flood of unauthenticated
+ * requests never uses up the sidecar's budget nor gets it refused, even
+ * when it comes through the same proxy address.
  */
 class WPRelay_Rate_Limiter {
 
@@ -82,7 +84,8 @@ class WPRelay_Rate_Limiter {
 
 	/**
 	 * Tells whether the client is over its budget of failed
-	 * authentications (persistent object cache only; 0 without one).
+	 * authentications, this one included (persistent object cache only;
+	 * 0 without one).
 	 *
 	 * @param string $route Route name.
 	 * @return int 0 when allowed, else the seconds until the window ends.
@@ -94,7 +97,7 @@ class WPRelay_Rate_Limiter {
 		}
 		$window = intdiv( time(), self::WINDOW );
 		$count  = (int) wp_cache_get( $this->failure_key( $route, $window ), 'wprelay' );
-		return $count < $limit ? 0 : $this->wait( $window );
+		return $count <= $limit ? 0 : $this->wait( $window );
 	}
 
 	/**
@@ -139,8 +142,9 @@ class WPRelay_Rate_Limiter {
 	private function failure_limit( string $route ): int {
 		/**
 		 * Filters how many failed authentications one client may make to a
-		 * wprelay route per minute before it gets 429. Counted only in a
-		 * persistent object cache. 0 turns the limit off.
+		 * wprelay route per minute; the next ones are answered 429 instead
+		 * of 401. Counted only in a persistent object cache. 0 turns the
+		 * limit off.
 		 *
 		 * @since 0.2.0
 		 *

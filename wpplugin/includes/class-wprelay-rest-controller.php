@@ -91,24 +91,28 @@ abstract class WPRelay_REST_Controller extends WP_REST_Controller {
 	 * Verifies the sidecar's token and signature, then counts the request
 	 * against the route's rate limit.
 	 *
-	 * A request that does not authenticate gets one generic 401; which
-	 * check failed goes to the debug log (WP_DEBUG), not to the caller.
+	 * A request that does not authenticate gets one generic 401 (429 once
+	 * its address is over its failure budget, with a persistent object
+	 * cache); which check failed goes to the debug log (WP_DEBUG), not to
+	 * the caller.
 	 *
 	 * @param WP_REST_Request $request The request.
 	 * @return true|WP_Error
 	 */
 	public function create_item_permissions_check( $request ) {
-		$wait = $this->limiter->failing( $this->rest_base );
-		if ( $wait > 0 ) {
-			return $this->rate_limited( $wait );
-		}
 		$allowed = $this->verifier->verify( $request );
 		if ( is_wp_error( $allowed ) ) {
 			$data = $allowed->get_error_data();
 			if ( ! is_array( $data ) || 401 !== ( $data['status'] ?? 0 ) ) {
 				return $allowed; // 503 wprelay_not_configured: for the operator, says which constant to set.
 			}
+			// Counted only after verification: a client that authenticates is
+			// never refused because of another's failures (one proxy address).
 			$this->limiter->fail( $this->rest_base );
+			$wait = $this->limiter->failing( $this->rest_base );
+			if ( $wait > 0 ) {
+				return $this->rate_limited( $wait );
+			}
 			if ( defined( 'WP_DEBUG' ) && WP_DEBUG ) {
 				error_log( sprintf( 'wprelay: 401 on /%s/%s from %s: %s (%s)', $this->namespace, $this->rest_base, $this->limiter->client_ip( $this->rest_base ), $allowed->get_error_message(), $allowed->get_error_code() ) ); // phpcs:ignore WordPress.PHP.DevelopmentFunctions.error_log_error_log
 			}
