@@ -98,10 +98,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRestore(rest, stdout, stderr)
 	case "healthcheck":
 		err = cmdHealthcheck(rest, stdout, stderr)
-	case "version", "--version", "-v":
-		fmt.Fprintf(stdout, "wprelay %s\n", version)
-	case "help", "--help", "-h":
-		fmt.Fprint(stdout, usage)
+	case "version", "--version", "-v", "help", "--help", "-h":
+		if len(rest) > 0 {
+			// "help serve" would be a fair guess at how to ask; say how.
+			fmt.Fprintf(stderr, "wprelay %s: unexpected argument %q (for a command's flags: wprelay <command> --help)\n\n%s", cmd, rest[0], usage)
+			return 2
+		}
+		if cmd == "version" || cmd == "--version" || cmd == "-v" {
+			fmt.Fprintf(stdout, "wprelay %s\n", version)
+		} else {
+			fmt.Fprint(stdout, usage)
+		}
 	default:
 		fmt.Fprintf(stderr, "wprelay: unknown command %q\n\n%s", cmd, usage)
 		return 2
