@@ -53,7 +53,7 @@ type committer struct {
 
 	mu     sync.RWMutex // held (read) by every write; Close takes it
 	refuse error        // when set, writes fail with it (closed, read-only)
-	group  *groupcommit.Loop[func(*bolt.Tx) error]
+	group  *groupcommit.Loop[*opSet]
 
 	commits atomic.Uint64
 	nops    atomic.Uint64
@@ -69,6 +69,13 @@ type committer struct {
 	// it writes once before committing; nil otherwise (each write flushes
 	// its own).
 	txCounts map[string]int64
+}
+
+// opSet is what the loop is handed: writes that go into one transaction
+// together, each answered in errs (one failing fails only itself).
+type opSet struct {
+	fns  []func(*bolt.Tx) error
+	errs []error
 }
 
 func newCommitter(db *bolt.DB, mode string, log *slog.Logger, observe func(int, time.Duration)) (*committer, error) {
@@ -91,34 +98,52 @@ func newCommitter(db *bolt.DB, mode string, log *slog.Logger, observe func(int, 
 // failed). ctx is honoured while the write waits for the loop; once the
 // loop has taken it, the write completes.
 func (c *committer) do(ctx context.Context, fn func(*bolt.Tx) error) error {
+	return c.doAll(ctx, []func(*bolt.Tx) error{fn})[0]
+}
+
+// doAll runs fns as do would, in one transaction in the loop's mode (each
+// in its own in the others), and returns each one's error.
+func (c *committer) doAll(ctx context.Context, fns []func(*bolt.Tx) error) []error {
+	errs := make([]error, len(fns))
+	fail := func(err error) []error {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return fail(err)
 	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.refuse != nil {
-		return c.refuse
+		return fail(c.refuse)
 	}
-	var err error
 	switch c.mode {
 	case CommitSingle, CommitBatch:
-		start := time.Now()
-		err = guard(c.db.Path(), func() error {
-			if c.mode == CommitSingle {
-				return c.db.Update(c.wrap(fn))
+		for i, fn := range fns {
+			start := time.Now()
+			errs[i] = guard(c.db.Path(), func() error {
+				if c.mode == CommitSingle {
+					return c.db.Update(c.wrap(fn))
+				}
+				return c.db.Batch(c.wrap(fn))
+			})
+			if errs[i] == nil && c.observe != nil {
+				c.observe(1, time.Since(start))
 			}
-			return c.db.Batch(c.wrap(fn))
-		})
-		if err == nil && c.observe != nil {
-			c.observe(1, time.Since(start))
 		}
 	default:
-		if err = c.group.Do(ctx, fn); ctx.Err() != nil && err == ctx.Err() {
-			return err // given up while queued
+		set := &opSet{fns: fns, errs: errs}
+		if err := c.group.Do(ctx, set); err != nil {
+			if ctx.Err() != nil && err == ctx.Err() {
+				return fail(err) // given up while queued
+			}
+			fail(err)
 		}
 	}
-	c.nops.Add(1)
-	return err
+	c.nops.Add(uint64(len(fns)))
+	return errs
 }
 
 // wrap returns fn, counting its transaction and turning a panic into an
@@ -156,17 +181,23 @@ func safely(fn func(*bolt.Tx) error, tx *bolt.Tx) (err error) {
 	return fn(tx)
 }
 
-// commit applies fns in one transaction and returns each one's error.
-// When one fails, the transaction is rolled back; the others are re-run
-// together and the failing one alone, which answers its own error.
-func (c *committer) commit(fns []func(*bolt.Tx) error) []error {
-	errs := make([]error, len(fns))
-	ptrs := make([]*error, len(fns))
-	for i := range errs {
-		ptrs[i] = &errs[i]
+// commit applies the writes of sets in one transaction and answers each
+// in its set's errs. When one fails, the transaction is rolled back; the
+// others are re-run together and the failing one alone, which answers its
+// own error.
+func (c *committer) commit(sets []*opSet) []error {
+	var (
+		fns  []func(*bolt.Tx) error
+		ptrs []*error
+	)
+	for _, s := range sets {
+		for i := range s.fns {
+			fns = append(fns, s.fns[i])
+			ptrs = append(ptrs, &s.errs[i])
+		}
 	}
 	c.commitInto(fns, ptrs)
-	return errs
+	return nil
 }
 
 func (c *committer) commitInto(fns []func(*bolt.Tx) error, errs []*error) {

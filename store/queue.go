@@ -15,7 +15,12 @@ import (
 // counter changes it made when it succeeds (the commit loop adds them up
 // and writes each counter once per transaction).
 func (db *DB) update(ctx context.Context, fn func(w *wtx) error) error {
-	return db.commit.do(ctx, func(tx *bolt.Tx) error {
+	return db.commit.do(ctx, db.txFunc(fn))
+}
+
+// txFunc returns fn as the commit path runs it (see update).
+func (db *DB) txFunc(fn func(w *wtx) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
 		w := newWtx(tx)
 		if err := fn(w); err != nil {
 			return err
@@ -31,7 +36,7 @@ func (db *DB) update(ctx context.Context, fn func(w *wtx) error) error {
 		puts := uint64(w.puts)
 		tx.OnCommit(func() { db.commit.puts.Add(puts) })
 		return nil
-	})
+	}
 }
 
 // Claim marks up to n deliveries for target due at or before now as in
@@ -56,8 +61,19 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 		jobs    []relay.Job
 		skipped int64
 	)
-	err := db.update(ctx, func(w *wtx) error {
-		jobs, skipped = nil, 0
+	err := db.update(ctx, db.claimOp(target, now, n, lease, &jobs, &skipped))
+	if err != nil {
+		return nil, fmt.Errorf("claim %s: %w", target, err)
+	}
+	db.pending.Add(-skipped)
+	return jobs, nil
+}
+
+// claimOp is Claim's write: it sets *jobs and *skipped (the ordered
+// deliveries it skipped, no longer pending).
+func (db *DB) claimOp(target string, now time.Time, n int, lease time.Duration, jobs *[]relay.Job, skipped *int64) func(*wtx) error {
+	return func(w *wtx) error {
+		*jobs, *skipped = nil, 0
 		prefix := namePrefix(target)
 		limit, until := nanos(now), nanos(now.Add(lease))
 		var keys [][]byte
@@ -87,7 +103,7 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 				if ok, n, err = w.orderedTurn(&d, limit); err != nil {
 					return err
 				}
-				skipped += n
+				*skipped += n
 				if !ok {
 					continue
 				}
@@ -96,15 +112,10 @@ func (db *DB) Claim(ctx context.Context, target string, now time.Time, n int, le
 			if err != nil {
 				return err
 			}
-			jobs = append(jobs, job)
+			*jobs = append(*jobs, job)
 		}
 		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %s: %w", target, err)
 	}
-	db.pending.Add(-skipped)
-	return jobs, nil
 }
 
 // claimOne marks d in flight until until and returns its job.
@@ -159,10 +170,23 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 	if err := r.Check(); err != nil {
 		return fmt.Errorf("complete %s: %w", name, err)
 	}
-	deadAt := r.DeadAt(db.Now())
 	var delta int64
-	err := db.update(ctx, func(w *wtx) error {
-		delta = 0
+	if err := db.update(ctx, db.completeOp(r, &delta)); err != nil {
+		return fmt.Errorf("complete %s: %w", name, err)
+	}
+	db.pending.Add(delta)
+	return nil
+}
+
+// errNotInFlight is Complete's error for a delivery that is not in flight.
+var errNotInFlight = fmt.Errorf("delivery not in flight: %w", relay.ErrNotFound)
+
+// completeOp is Complete's write for a checked r: it sets *delta (the
+// change to the pending count).
+func (db *DB) completeOp(r relay.Result, delta *int64) func(*wtx) error {
+	deadAt := r.DeadAt(db.Now())
+	return func(w *wtx) error {
+		*delta = 0
 		dk := deliveryKey(r.EventID, r.Target)
 		var d deliveryRec
 		ok, err := getJSON(w.tx, bucketDeliveries, dk, &d)
@@ -170,7 +194,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 			return err
 		}
 		if !ok || d.Status != relay.DeliveryInFlight {
-			return fmt.Errorf("delivery not in flight: %w", relay.ErrNotFound)
+			return errNotInFlight // before any write: see Settle
 		}
 		if err := w.b(bucketDue).Delete(dueKey(&d, d.Due)); err != nil {
 			return err
@@ -188,7 +212,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 		case relay.DeliverySucceeded:
 			d.NextAt, d.Due = time.Time{}, 0
 			d.ResultID = r.ResultID
-			delta = -1
+			*delta = -1
 		case relay.DeliveryRetrying:
 			d.NextAt, d.Due = r.NextAt, nanos(r.NextAt)
 			if err := w.put(bucketDue, dueKey(&d, d.Due), nil); err != nil {
@@ -200,7 +224,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 			if err := w.put(bucketDead, deadKey(&d), []byte(d.Source)); err != nil {
 				return err
 			}
-			delta = -1
+			*delta = -1
 		}
 		if d.Order != nil {
 			var err error
@@ -222,12 +246,7 @@ func (db *DB) Complete(ctx context.Context, r relay.Result) error {
 			return err
 		}
 		return w.refreshEvent(d.EventID)
-	})
-	if err != nil {
-		return fmt.Errorf("complete %s: %w", name, err)
 	}
-	db.pending.Add(delta)
-	return nil
 }
 
 // NextDue reports when target's earliest pending delivery is due. An

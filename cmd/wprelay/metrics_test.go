@@ -132,6 +132,9 @@ func TestMetrics_OutcomesMoveCounters(t *testing.T) {
 	status = 400
 	send(`{"n":3}`, "m3", "gh-secret")
 	waitFor("wprelay_deliveries_total{outcome=dead,target=crm}", 1)
+	// The gauge reads the store, where the outcome is committed with the
+	// dispatcher's next claim or at most deliver.settleLinger later.
+	waitFor("wprelay_dead_letters{}", 1)
 	after = scrape(t, m)
 	if after["wprelay_delivery_attempts_total{class=4xx,target=crm}"] != 1 || after["wprelay_dead_letters{}"] != 1 {
 		t.Errorf("4xx attempts %v, dead letters %v", after["wprelay_delivery_attempts_total{class=4xx,target=crm}"], after["wprelay_dead_letters{}"])

@@ -108,9 +108,7 @@ func (l *loop) attempt(ctx context.Context, job relay.Job) {
 	} else {
 		l.breaker.Record(now, res.Status == relay.DeliverySucceeded || resultErr != nil || (err == nil && !Retryable(status)) || errors.Is(err, ErrBlockedAddress))
 	}
-	if err := l.d.Queue.Complete(context.WithoutCancel(ctx), res); err != nil {
-		l.d.Logger.Error("complete", slog.String(relay.LogKeyEventID, job.EventID), slog.String(relay.LogKeyTarget, job.Target), slog.String(relay.LogKeyError, err.Error()))
-	}
+	l.record(ctx, res)
 	l.d.Metrics.Attempt(job.Target, status, took, res.Status)
 	level := slog.LevelInfo
 	if res.Status != relay.DeliverySucceeded {

@@ -63,12 +63,22 @@ func BenchmarkDispatcher_Drain(b *testing.B) {
 }
 
 // BenchmarkDispatcher_Quiet measures a quiet sidecar: one event at a time
-// is enqueued (its own commit, as at low load), delivered to a local target
-// and its outcome committed, then 2 ms pass before the next (500/s at
-// most). commits/event counts the store's commits per delivered event,
+// is enqueued (its own commit, as at low load) and delivered to a local
+// target, then 2 ms pass before the next (500/s at most); at the end every
+// outcome is committed. commits/event counts the store's commits per delivered event,
 // ingest included; cpu-µs/event is the process's user+system time per
 // event, the target's included (noisy on a shared machine).
+// "settle" is the store as it is (outcomes ride with the next claim),
+// "complete" the same store seen without its Settle (a commit per outcome).
 func BenchmarkDispatcher_Quiet(b *testing.B) {
+	b.Run("settle", func(b *testing.B) { benchQuiet(b, false) })
+	b.Run("complete", func(b *testing.B) { benchQuiet(b, true) })
+}
+
+// queueOnly hides every method of a store but Queue's.
+type queueOnly struct{ Queue }
+
+func benchQuiet(b *testing.B, hideSettle bool) {
 	var got atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got.Add(1)
@@ -80,7 +90,11 @@ func BenchmarkDispatcher_Quiet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	d := New(db, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 64}}, slog.New(slog.DiscardHandler))
+	var q Queue = db
+	if hideSettle {
+		q = queueOnly{db}
+	}
+	d := New(q, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 64}}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := d.Start(ctx)
 	commits0, _ := db.CommitStats()
@@ -98,10 +112,13 @@ func BenchmarkDispatcher_Quiet(b *testing.B) {
 			b.Fatal(err)
 		}
 		d.Notify()
-		for n, _ := db.Pending(context.Background()); n > 0 || got.Load() < int64(i+1); n, _ = db.Pending(context.Background()) {
-			time.Sleep(50 * time.Microsecond)
+		for got.Load() < int64(i+1) {
+			time.Sleep(100 * time.Microsecond)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+	for n, _ := db.Pending(context.Background()); n > 0; n, _ = db.Pending(context.Background()) {
+		time.Sleep(time.Millisecond)
 	}
 	b.StopTimer()
 	commits, _ := db.CommitStats()

@@ -27,6 +27,7 @@ type loop struct {
 	redact   *relay.Redactor // what is kept out of records and logs
 	inflight atomic.Int32
 	waiting  atomic.Value // string: why deliveries wait (TargetState.Waiting)
+	outs     outcomes     // recorded, not yet committed (see settle.go)
 }
 
 func (l *loop) lease() time.Duration {
@@ -48,6 +49,9 @@ func (l *loop) run(ctx context.Context) {
 			for ; inflight > 0; inflight-- {
 				<-done
 			}
+			if _, _, err := l.claim(ctx, l.d.Now(), 0); err != nil {
+				log.Error("claim", slog.String(relay.LogKeyError, err.Error()))
+			}
 			return
 		}
 		now := l.d.Now()
@@ -56,11 +60,11 @@ func (l *loop) run(ctx context.Context) {
 		// bound what may be claimed now; then the breaker.
 		want, held, until := l.guard(ctx, now, free)
 		allowed := l.breaker.Allow(now, want)
+		jobs, linger, err := l.claim(ctx, now, allowed)
+		if err != nil && ctx.Err() == nil {
+			log.Error("claim", slog.String(relay.LogKeyError, err.Error()))
+		}
 		if allowed > 0 {
-			jobs, err := l.d.Queue.Claim(ctx, l.t.Name, now, allowed, l.lease())
-			if err != nil && ctx.Err() == nil {
-				log.Error("claim", slog.String(relay.LogKeyError, err.Error()))
-			}
 			if len(jobs) == 0 {
 				l.breaker.Release() // an unused half-open probe
 			}
@@ -88,6 +92,9 @@ func (l *loop) run(ctx context.Context) {
 			// Held back by a guardrail: look again when it lets one through
 			// (or sooner, when woken).
 			wait, free = min(wait, max(until.Sub(now), 10*time.Millisecond)), 0
+		}
+		if linger > 0 {
+			wait = min(wait, linger) // outcomes wait for a claim that long at most
 		}
 		l.waiting.Store(held)
 		if free > 0 {
