@@ -24,7 +24,10 @@ type prepared struct {
 	notBefore uint64 // keys expiring at or before this are forgotten
 	rec       eventRec
 	meta      []byte
-	envelope  []byte
+	envelope  []byte // sealed for the envelopes bucket; nil when none or envPlain
+	// envPlain is the stored form of an envelope that goes into the raw
+	// record when this event holds it (see putRaw), else into envelopes.
+	envPlain []byte
 	// raw is the request, shared by the events of one request (a batch);
 	// rawPlain its stored form; rawSealed that form sealed for this event,
 	// made for the first event of each request (the likely owner, see
@@ -123,16 +126,17 @@ func (db *DB) prepare(b *relay.Batch) ([]prepared, error) {
 		}
 		p.meta = meta
 		env := e.Envelope
-		if in.Raw != nil && env != nil {
-			env = spliceEnvelope(env, in.Raw.Body)
-		}
-		p.envelope = db.sealer.Seal(bucketEnvelopes, p.id, env)
-		if in.Raw != nil {
+		if in.Raw == nil {
+			p.envelope = db.sealer.Seal(bucketEnvelopes, p.id, env)
+		} else {
+			if env != nil {
+				p.envPlain = spliceEnvelope(env, in.Raw.Body)
+			}
 			p.raw, p.rawPlain, p.rawOf = in.Raw, raws[in.Raw], in.RawOf
 			if p.rawPlain == nil { // the request's first event
 				p.rawPlain = encodeRaw(in.Raw)
 				raws[in.Raw] = p.rawPlain
-				p.rawSealed = db.sealer.Seal(bucketRaws, p.id, p.rawPlain)
+				p.rawSealed = p.sealRaw(db.sealer)
 			}
 		}
 		p.puts = p.records()
@@ -303,6 +307,11 @@ func (db *DB) putRaw(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 		owners[p.raw] = p.rawOf // stored by an earlier part of the request
 	}
 	if owner, ok := owners[p.raw]; ok {
+		if p.envPlain != nil { // its own envelope, apart from the request's raw record
+			if err := w.put(bucketEnvelopes, []byte(p.id), db.sealer.Seal(bucketEnvelopes, p.id, p.envPlain)); err != nil {
+				return err
+			}
+		}
 		if err := w.put(bucketRawOf, []byte(p.id), []byte(owner)); err != nil {
 			return err
 		}
@@ -311,9 +320,19 @@ func (db *DB) putRaw(w *wtx, p *prepared, owners map[*relay.Raw]string) error {
 	owners[p.raw] = p.id
 	sealed := p.rawSealed
 	if sealed == nil { // the request's first event was a duplicate
-		sealed = db.sealer.Seal(bucketRaws, p.id, p.rawPlain)
+		sealed = p.sealRaw(db.sealer)
 	}
 	return w.put(bucketRaws, []byte(p.id), sealed)
+}
+
+// sealRaw returns p's raws record, holding its envelope when it has one,
+// sealed.
+func (p *prepared) sealRaw(sealer *Sealer) []byte {
+	rec := p.rawPlain
+	if p.envPlain != nil {
+		rec = joinRawEnvelope(p.envPlain, p.rawPlain)
+	}
+	return sealer.Seal(bucketRaws, p.id, rec)
 }
 
 // siblingKey is the rawsibs key of event id, which reads owner's raw
@@ -343,5 +362,13 @@ func loadRaw(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
 	if v == nil {
 		return nil, nil
 	}
-	return sealer.Open(bucketRaws, string(owner), v)
+	rec, err := sealer.Open(bucketRaws, string(owner), v)
+	if err != nil {
+		return nil, err
+	}
+	_, raw, err := splitRawEnvelope(rec)
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", owner, err)
+	}
+	return raw, nil
 }

@@ -66,21 +66,79 @@ func spliceEnvelope(env, body []byte) []byte {
 	return append(out, env[:start]...)
 }
 
+// Since version 5 an event that holds its request's raw record keeps its
+// envelope in that record too (one value for what is read together: a
+// spliced envelope needs the raw body anyway), so that ingest puts one
+// record for both:
+//
+//	0x05 | uvarint length of the envelope | the envelope as stored above | the raw record
+//
+// The envelopes bucket keeps the envelopes of events without a raw request
+// or sharing another event's, and those written before.
+const rawWithEnvelope = 0x05 // not sealMark, rawBinary, envSpliced(Part) or '{'
+
+// joinRawEnvelope returns the raws record holding env (stored form, plain)
+// and raw (its raw record, plain).
+func joinRawEnvelope(env, raw []byte) []byte {
+	out := make([]byte, 0, 1+binary.MaxVarintLen64+len(env)+len(raw))
+	out = append(out, rawWithEnvelope)
+	out = binary.AppendUvarint(out, uint64(len(env)))
+	return append(append(out, env...), raw...)
+}
+
+// splitRawEnvelope is the inverse of joinRawEnvelope; a raws record of
+// another form is all raw, with no envelope.
+func splitRawEnvelope(rec []byte) (env, raw []byte, err error) {
+	if len(rec) == 0 || rec[0] != rawWithEnvelope {
+		return nil, rec, nil
+	}
+	n, k := binary.Uvarint(rec[1:])
+	if k <= 0 || n > uint64(len(rec)-1-k) {
+		return nil, nil, errRawRecord
+	}
+	rest := rec[1+k:]
+	return rest[:n], rest[n:], nil
+}
+
 // loadEnvelope returns event id's envelope as it was enqueued (nil when it
 // has none).
 func loadEnvelope(tx *bolt.Tx, sealer *Sealer, id []byte) ([]byte, error) {
-	env, err := sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
-	if err != nil || len(env) == 0 || env[0] != envSpliced && env[0] != envSplicedPart {
-		return env, err
+	if v := tx.Bucket(bucketEnvelopes).Get(id); v != nil {
+		env, err := sealer.Open(bucketEnvelopes, string(id), v)
+		if err != nil || len(env) == 0 || env[0] != envSpliced && env[0] != envSplicedPart {
+			return env, err
+		}
+		plain, err := loadRaw(tx, sealer, id)
+		if err != nil {
+			return nil, err
+		}
+		return unsplice(id, env, plain)
 	}
-	plain, err := loadRaw(tx, sealer, id)
+	v := tx.Bucket(bucketRaws).Get(id)
+	if v == nil {
+		return nil, nil
+	}
+	rec, err := sealer.Open(bucketRaws, string(id), v)
 	if err != nil {
 		return nil, err
 	}
-	if plain == nil {
+	env, raw, err := splitRawEnvelope(rec)
+	if err != nil {
+		return nil, fmt.Errorf("raw %s: %w", id, err)
+	}
+	if len(env) == 0 || env[0] != envSpliced && env[0] != envSplicedPart {
+		return env, nil
+	}
+	return unsplice(id, env, raw)
+}
+
+// unsplice joins a spliced envelope with the body of raw, its event's raw
+// record (plain).
+func unsplice(id, env, raw []byte) ([]byte, error) {
+	if raw == nil {
 		return nil, fmt.Errorf("envelope %s: its raw request, which holds its data, is missing", id)
 	}
-	body, err := rawBody(plain)
+	body, err := rawBody(raw)
 	if err != nil {
 		return nil, fmt.Errorf("envelope %s: %w", id, err)
 	}

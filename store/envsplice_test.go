@@ -70,12 +70,23 @@ func TestEnvelope_SplicedRoundTrip(t *testing.T) {
 			}
 			id := []byte(in.Event.ID)
 			_ = db.bolt.View(func(tx *bolt.Tx) error {
-				stored, err := db.sealer.Open(bucketEnvelopes, string(id), tx.Bucket(bucketEnvelopes).Get(id))
+				// Version 5: in the raw record, which holds the body once.
+				if v := tx.Bucket(bucketEnvelopes).Get(id); v != nil {
+					t.Errorf("envelopes holds %q; want the envelope in the raw record", v)
+				}
+				rec, err := db.sealer.Open(bucketRaws, string(id), tx.Bucket(bucketRaws).Get(id))
+				if err != nil || len(rec) == 0 || rec[0] != rawWithEnvelope || bytes.Count(rec, []byte(`"note":"<&>"`)) != 1 {
+					t.Errorf("raw record = %q, %v; want the envelope and the raw request, the body once", rec, err)
+				}
+				stored, _, err := splitRawEnvelope(rec)
 				if err != nil || len(stored) == 0 || stored[0] != tc.mark || bytes.Contains(stored, []byte(`"note":"<&>"`)) {
 					t.Errorf("stored envelope = %q, %v; want it spliced, without the body", stored, err)
 				}
 				return nil
 			})
+			if raw, err := db.Raw(t.Context(), in.Event.ID); err != nil || !bytes.Equal(raw.Body, body) || raw.Method != "POST" {
+				t.Errorf("Raw = %+v, %v; want the request as received", raw, err)
+			}
 			check := func(when string) {
 				t.Helper()
 				ev, err := db.Event(t.Context(), in.Event.ID)

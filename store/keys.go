@@ -52,6 +52,8 @@ import (
 //	bystatus                                      → no entry for a queued event
 //	bysource                                      → entries for result sources ("target:…") only
 //	bytenant, bytype                              → no longer written (Events scans bytime)
+//	raws        id                                → 0x05 + envelope + raw record, for an event that holds its request's (envsplice.go)
+//	envelopes   id                                → only for events without a raw request or sharing another's
 
 // sep separates a name from the rest of a key.
 const sep = 0x00

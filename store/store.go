@@ -45,9 +45,10 @@ import (
 // (a HubSpot batch) share its raw request, stored once under the first
 // event's id (rawof, rawsibs). Version 5 writes fewer index entries (see
 // eventRec.indexKeys): none in bystatus for a queued event, none in
-// bytenant and bytype, none in bysource but for result events; the entries
-// an earlier version wrote stay until their event is pruned, and are not
-// read. A binary that knows only version 2 refuses a version 3 file rather
+// bytenant and bytype, none in bysource but for result events; and an
+// event's envelope inside its raw record (envsplice.go). The entries an
+// earlier version wrote stay until their event is pruned, and are not
+// read; its envelopes are read where they are. A binary that knows only version 2 refuses a version 3 file rather
 // than misread it, one that knows version 3 a version 4 file, and one that
 // knows version 4 a version 5 file (it would miss queued events in a status
 // filter).

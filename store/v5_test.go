@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -60,9 +61,11 @@ func bucketLen(t *testing.T, db *DB, name []byte) int {
 }
 
 // A file written by version 4 (an index entry per status, source, tenant
-// and type of every event) is upgraded in place by Open: its entries are
-// not read (no event listed twice, queued events found by the scan), they
-// move with a status change and go with their event when it is pruned.
+// and type of every event; envelopes in their own bucket) is upgraded in
+// place by Open: its envelopes and raw requests are read as they are, its
+// index entries are not read (no event listed twice, queued events found
+// by the scan), they move with a status change and go with their event
+// when it is pruned.
 func TestOpen_UpgradesVersion4(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "wprelay.db")
@@ -102,6 +105,19 @@ func TestOpen_UpgradesVersion4(t *testing.T) {
 				}
 			}
 		}
+		// Version 4 kept every envelope in its own bucket.
+		for _, id := range ids {
+			env, raw, err := splitRawEnvelope(tx.Bucket(bucketRaws).Get([]byte(id)))
+			if err != nil || env == nil {
+				return fmt.Errorf("raw record of %s: envelope %q, %v; want the envelope in it", id, env, err)
+			}
+			if err := tx.Bucket(bucketEnvelopes).Put([]byte(id), bytes.Clone(env)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketRaws).Put([]byte(id), bytes.Clone(raw)); err != nil {
+				return err
+			}
+		}
 		return tx.Bucket(bucketMeta).Put([]byte("version"), putInt64(4))
 	})
 	if err != nil {
@@ -120,6 +136,15 @@ func TestOpen_UpgradesVersion4(t *testing.T) {
 		}
 		return nil
 	})
+	for i, id := range ids {
+		key := fmt.Sprint("k", i+1)
+		if e, err := db.Event(ctx, id); err != nil || string(e.Envelope) != `{"key":"`+key+`"}` {
+			t.Errorf("Event %s from a version 4 file: %+v, %v", key, e, err)
+		}
+		if raw, err := db.Raw(ctx, id); err != nil || string(raw.Body) != `{"id":"`+key+`"}` {
+			t.Errorf("Raw %s from a version 4 file: %+v, %v", key, raw, err)
+		}
+	}
 	for _, tc := range []struct {
 		f    relay.EventFilter
 		want []string
@@ -159,7 +184,7 @@ func TestOpen_UpgradesVersion4(t *testing.T) {
 	if err != nil || n != 6 { // 3 keys, 3 events
 		t.Fatalf("Prune = %d, %v; want 6", n, err)
 	}
-	for _, name := range [][]byte{bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketEvents} {
+	for _, name := range [][]byte{bucketByTime, bucketByStatus, bucketBySource, bucketByTenant, bucketByType, bucketEvents, bucketEnvelopes, bucketRaws} {
 		if n := bucketLen(t, db, name); n != 0 {
 			t.Errorf("%s holds %d entries after every event was pruned", name, n)
 		}
