@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
@@ -52,8 +53,15 @@ func BenchmarkIngress_Event(b *testing.B) {
 }
 
 // BenchmarkIngress_Serve is one request through the whole handler, the
-// bbolt commit (without fsync) included.
+// bbolt commit (without fsync) included: "nolog" with logging discarded
+// before it is formatted, "jsonlog" writing the request's JSON log line
+// (to io.Discard), as the sidecar does; the difference is the log line.
 func BenchmarkIngress_Serve(b *testing.B) {
+	b.Run("nolog", func(b *testing.B) { benchServe(b, slog.New(slog.DiscardHandler)) })
+	b.Run("jsonlog", func(b *testing.B) { benchServe(b, slog.New(slog.NewJSONHandler(io.Discard, nil))) })
+}
+
+func benchServe(b *testing.B, log *slog.Logger) {
 	db, err := store.Open(filepath.Join(b.TempDir(), "wprelay.db"), store.Options{NoSync: true})
 	if err != nil {
 		b.Fatal(err)
@@ -63,8 +71,7 @@ func BenchmarkIngress_Serve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	in := New(db, benchRouter(), []*Source{{Name: "gh", Kind: "github", Verifier: v, Tenants: []Tenant{{Keys: [][]byte{[]byte("s")}}}}},
-		slog.New(slog.DiscardHandler))
+	in := New(db, benchRouter(), []*Source{{Name: "gh", Kind: "github", Verifier: v, Tenants: []Tenant{{Keys: [][]byte{[]byte("s")}}}}}, log)
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
