@@ -152,8 +152,7 @@ func (p *prepared) records() [][3][]byte {
 	puts := make([][3][]byte, 0, 10+3*len(p.dels))
 	puts = append(puts,
 		[3][]byte{bucketEvents, id, p.meta},
-		[3][]byte{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)},
-		[3][]byte{bucketKeyExp, timedKey(nil, p.expires, p.key), nil},
+		[3][]byte{bucketKeys, p.key, keyRecord(p.expires, p.hash, p.id)}, // no keyexp entry: see keywalk.go
 	)
 	if p.bodyKey != nil {
 		puts = append(puts,

@@ -54,6 +54,8 @@ import (
 //	bytenant, bytype                              → no longer written (Events scans bytime)
 //	raws        id                                → 0x05 + envelope + raw record, for an event that holds its request's (envsplice.go)
 //	envelopes   id                                → only for events without a raw request or sharing another's
+//	keyexp      expiry key                        → only for a body key, or a key whose event was pruned first (keywalk.go)
+//	meta        "keywalk"                         → bytime position up to which Prune forgot expired keys
 
 // sep separates a name from the rest of a key.
 const sep = 0x00

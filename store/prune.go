@@ -23,7 +23,14 @@ func (db *DB) Prune(ctx context.Context, now, eventsBefore time.Time, max int) (
 	var n int
 	err := db.update(ctx, func(w *wtx) (err error) {
 		n, err = relay.Prune(max,
-			relay.PruneStep{Kind: "keys", Delete: func(max int) (int, error) { return pruneExpired(w, bucketKeyExp, bucketKeys, now, max, nil) }},
+			relay.PruneStep{Kind: "keys", Delete: func(max int) (int, error) {
+				n, err := pruneExpired(w, bucketKeyExp, bucketKeys, now, max, nil)
+				if err != nil || n >= max {
+					return n, err
+				}
+				m, err := walkKeys(w, now, max-n)
+				return n + m, err
+			}},
 			relay.PruneStep{Kind: "nonces", Delete: func(max int) (int, error) { return db.pruneNonces(w, now, max) }},
 			relay.PruneStep{Kind: "counters", Delete: func(max int) (int, error) { return pruneCounters(w, now, max) }},
 			relay.PruneStep{Kind: "events", Delete: func(max int) (int, error) { return pruneEvents(w, eventsBefore, max) }},
@@ -154,6 +161,9 @@ func deleteEvent(w *wtx, id string) error {
 		w.count("delivery", d.Status, -1)
 	}
 	if err := w.forgetDelivered(id, recs); err != nil {
+		return err
+	}
+	if err := keepKeyExpiry(w, &r); err != nil {
 		return err
 	}
 	bid := []byte(id)

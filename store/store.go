@@ -46,7 +46,8 @@ import (
 // event's id (rawof, rawsibs). Version 5 writes fewer index entries (see
 // eventRec.indexKeys): none in bystatus for a queued event, none in
 // bytenant and bytype, none in bysource but for result events; and an
-// event's envelope inside its raw record (envsplice.go). The entries an
+// event's envelope inside its raw record (envsplice.go); no expiry entry
+// for an idempotency key (keywalk.go). The entries an
 // earlier version wrote stay until their event is pruned, and are not
 // read; its envelopes are read where they are. A binary that knows only version 2 refuses a version 3 file rather
 // than misread it, one that knows version 3 a version 4 file, and one that

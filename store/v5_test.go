@@ -231,3 +231,83 @@ func TestEvents_ScanIsBoundedPerPage(t *testing.T) {
 		t.Errorf("unfiltered: %d events in %d pages, want 10 in 3", len(got), pages)
 	}
 }
+
+// Version 5 writes no expiry entry for an idempotency key: Prune walks the
+// events in arrival order and forgets their keys as they expire, passes
+// over a key that never expires, and gives the key of an event pruned
+// before its key expired an expiry entry, by which it is forgotten later.
+func TestPrune_KeysByArrival(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(filepath.Join(t.TempDir(), "wprelay.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	never := v5Event("k2", "", "", v5t0.Add(time.Second))
+	never.KeyExpires = time.Time{}
+	later := v5Event("k3", "", "", v5t0.Add(2*time.Second))
+	later.KeyExpires = v5t0.Add(2 * time.Hour)
+	if _, err := db.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{v5Event("k1", "", "", v5t0), never, later}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := bucketLen(t, db, bucketKeyExp); n != 0 {
+		t.Fatalf("%d expiry entries written at ingest, want 0", n)
+	}
+	prune := func(now, before time.Time) int {
+		t.Helper()
+		n, err := db.Prune(ctx, now, before, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := prune(v5t0.Add(30*time.Minute), time.Time{}); n != 0 {
+		t.Errorf("Prune before any key expired = %d, want 0", n)
+	}
+	if n := prune(v5t0.Add(90*time.Minute), time.Time{}); n != 1 {
+		t.Errorf("Prune once k1 expired = %d, want 1 (k2 never expires, k3 later)", n)
+	}
+	if n := prune(v5t0.Add(90*time.Minute), time.Time{}); n != 0 {
+		t.Errorf("second Prune = %d, want 0", n)
+	}
+	// The events go (no deliveries: discarded) before k3 expires.
+	if n := prune(v5t0.Add(90*time.Minute), v5t0.Add(time.Hour)); n != 3 {
+		t.Errorf("Prune of the events = %d, want 3", n)
+	}
+	if n := prune(v5t0.Add(3*time.Hour), time.Time{}); n != 1 {
+		t.Errorf("Prune once k3 expired = %d, want 1 (by its expiry entry)", n)
+	}
+	if n := bucketLen(t, db, bucketKeys); n != 1 {
+		t.Errorf("%d keys left, want 1 (k2, which never expires)", n)
+	}
+	// A new event with k1 is new again.
+	outs, err := db.Enqueue(ctx, &relay.Batch{Events: []relay.Incoming{v5Event("k1", "", "", v5t0.Add(4*time.Hour))}})
+	if err != nil || outs[0].Duplicate {
+		t.Errorf("k1 after it was forgotten: %+v, %v; want a new event", outs, err)
+	}
+}
+
+// What one event costs to write: its record, its key, its raw request
+// (holding its envelope), its bytime entry, its delivery and due entry;
+// the status counters once per commit.
+func TestEnqueue_RecordsPerEvent(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "wprelay.db"), Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ins []relay.Incoming
+	for i := range 32 {
+		in := v5Event(fmt.Sprint("k", i), "acme", "invoice.paid", v5t0.Add(time.Duration(i)), "a")
+		in.Event.Envelope = []byte(`{"id":"e","data":` + string(in.Raw.Body) + `}`)
+		ins = append(ins, in)
+	}
+	before, _ := db.WriteStats()
+	if _, err := db.Enqueue(context.Background(), &relay.Batch{Events: ins}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := db.WriteStats()
+	if got, want := after-before, uint64(32*6+2); got != want {
+		t.Errorf("32 events put %d records, want %d (6 each, 2 counters)", got, want)
+	}
+}
