@@ -232,16 +232,25 @@ func unknownField(k string, fields map[string]reflect.Type) string {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	if hint := didYouMean(k, names); hint != "" {
+		return fmt.Sprintf("unknown field %q%s (see deploy/wprelay.example.yaml)", k, hint)
+	}
+	return fmt.Sprintf("unknown field %q: the fields here are %s (see deploy/wprelay.example.yaml)", k, strings.Join(names, ", "))
+}
+
+// didYouMean is `: did you mean "x"?` for the one of names closest to s
+// (at most two edits away), or "".
+func didYouMean(s string, names []string) string {
 	best, dist := "", 3
 	for _, n := range names {
-		if d := editDistance(k, n); d < dist {
+		if d := editDistance(s, n); d < dist {
 			best, dist = n, d
 		}
 	}
-	if best != "" {
-		return fmt.Sprintf("unknown field %q: did you mean %q? (see deploy/wprelay.example.yaml)", k, best)
+	if best == "" {
+		return ""
 	}
-	return fmt.Sprintf("unknown field %q: the fields here are %s (see deploy/wprelay.example.yaml)", k, strings.Join(names, ", "))
+	return fmt.Sprintf(": did you mean %q?", best)
 }
 
 // describe names a node's shape for messages.

@@ -115,6 +115,9 @@ routes:
 			t.Errorf("%s reported %d times, want once; all: %v", f, got[f], err)
 		}
 	}
+	if !strings.Contains(err.Error(), `sources[0].kind: unknown kind "strip": did you mean "stripe"?`) {
+		t.Errorf("no suggestion for a misspelt kind: %v", err)
+	}
 	if _, err := Check([]byte("a: [\n"), testEnv(nil, nil)); len(Problems(err)) != 1 {
 		t.Errorf("a syntax error: %v, want it alone", err)
 	}

@@ -24,7 +24,7 @@ func (c *Config) validateSources(p *problems) map[string]*Source {
 		}
 		sources[s.Name] = s
 		if !slices.Contains(provider.Kinds(), s.Kind) {
-			p.add(f+".kind", "unknown kind %q (known: %s)", s.Kind, strings.Join(provider.Kinds(), ", "))
+			p.add(f+".kind", "unknown kind %q%s (known: %s)", s.Kind, didYouMean(s.Kind, provider.Kinds()), strings.Join(provider.Kinds(), ", "))
 			continue
 		}
 		v, err := provider.New(s.ProviderOptions())
