@@ -112,6 +112,7 @@ func (m *Main) Start(ctx context.Context) (err error) {
 	m.Dispatcher = deliver.New(db.Queue, targets, log.With(relay.LogKeyComponent, "deliver"))
 	m.Dispatcher.Tracer = tracer
 	m.Dispatcher.Counters = db.Counters
+	m.Dispatcher.Settler = db.Settler
 	m.Dispatcher.UserAgent = "wprelay/" + version
 	m.Dispatcher.Metrics = m.Metrics
 	m.Dispatcher.Router = router

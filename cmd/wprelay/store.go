@@ -12,6 +12,7 @@ import (
 	"github.com/wprelay/wprelay/relay"
 	"github.com/wprelay/wprelay/relay/admin"
 	"github.com/wprelay/wprelay/relay/config"
+	"github.com/wprelay/wprelay/relay/deliver"
 	"github.com/wprelay/wprelay/store"
 	"github.com/wprelay/wprelay/store/mysql"
 )
@@ -24,16 +25,17 @@ type openedStore struct {
 	Admin     admin.Store
 	Pruner    relay.Pruner
 	Counters  relay.Counters
-	Backup    admin.Backuper // nil: the store is copied with its own tools
-	Bolt      *store.DB      // the bbolt store, or nil
-	MySQL     *mysql.DB      // the MySQL store, or nil
+	Settler   deliver.Settler // nil: outcomes are committed one by one
+	Backup    admin.Backuper  // nil: the store is copied with its own tools
+	Bolt      *store.DB       // the bbolt store, or nil
+	MySQL     *mysql.DB       // the MySQL store, or nil
 	Size      func() int64
 	ResealAll func(ctx context.Context, batch int, progress func(done int)) (int, error)
 	Close     func() error
 }
 
 func boltStore(db *store.DB) *openedStore {
-	return &openedStore{Queue: db, Admin: db, Pruner: db, Counters: db, Backup: db, Bolt: db,
+	return &openedStore{Queue: db, Admin: db, Pruner: db, Counters: db, Settler: db, Backup: db, Bolt: db,
 		Size: db.Size, ResealAll: db.ResealAll, Close: db.Close}
 }
 

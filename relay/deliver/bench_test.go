@@ -75,9 +75,6 @@ func BenchmarkDispatcher_Quiet(b *testing.B) {
 	b.Run("complete", func(b *testing.B) { benchQuiet(b, true) })
 }
 
-// queueOnly hides every method of a store but Queue's.
-type queueOnly struct{ Queue }
-
 func benchQuiet(b *testing.B, hideSettle bool) {
 	var got atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,11 +87,10 @@ func benchQuiet(b *testing.B, hideSettle bool) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	var q Queue = db
-	if hideSettle {
-		q = queueOnly{db}
+	d := New(db, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 64}}, slog.New(slog.DiscardHandler))
+	if !hideSettle {
+		d.Settler = db
 	}
-	d := New(q, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 64}}, slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := d.Start(ctx)
 	commits0, _ := db.CommitStats()

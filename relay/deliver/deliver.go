@@ -105,6 +105,9 @@ type Dispatcher struct {
 	Counters relay.Counters
 	// Raws gives the requests events came in, for targets with Raw.
 	Raws RawReader
+	// Settler commits outcomes together with the next claim (cmd passes
+	// the bbolt store); nil = each outcome is committed alone (Complete).
+	Settler Settler
 
 	targets []*loop
 	byName  map[string]*loop

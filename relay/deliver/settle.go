@@ -14,8 +14,9 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-// Settler is a Queue that records outcomes and claims in one commit
-// (store.DB): rs as Complete would each, then a claim as Claim would.
+// Settler records outcomes and claims in one commit (store.DB): rs as
+// Complete would each, then a claim as Claim would. It must be the same
+// store as the Dispatcher's Queue.
 // errs[i] is rs[i]'s error; err is the claim's.
 type Settler interface {
 	Settle(ctx context.Context, rs []relay.Result, target string, now time.Time, n int, lease time.Duration) (jobs []relay.Job, errs []error, err error)
@@ -61,7 +62,7 @@ func (o *outcomes) pending() (time.Time, bool) {
 // record commits an attempt's outcome, or leaves it for the loop's next
 // claim when the store can group them.
 func (l *loop) record(ctx context.Context, res relay.Result) {
-	if _, ok := l.d.Queue.(Settler); ok {
+	if l.d.Settler != nil {
 		l.outs.add(res, l.d.Now())
 		return
 	}
@@ -79,8 +80,8 @@ func (l *loop) completeFailed(res relay.Result, err error) {
 // due, outcomes younger than settleLinger stay for the next claim; linger
 // then says how long the loop may sleep before they must be committed.
 func (l *loop) claim(ctx context.Context, now time.Time, n int) (jobs []relay.Job, linger time.Duration, err error) {
-	settler, ok := l.d.Queue.(Settler)
-	if !ok {
+	settler := l.d.Settler
+	if settler == nil {
 		if n == 0 {
 			return nil, 0, nil
 		}

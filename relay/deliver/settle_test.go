@@ -48,6 +48,7 @@ func TestDispatcher_Settle_OutcomesCommitted(t *testing.T) {
 	}
 	defer db.Close()
 	d := New(db, []Target{{Name: "t", Kind: "http", URL: srv.URL, AllowPrivate: true, Concurrency: 4}}, slog.New(slog.DiscardHandler))
+	d.Settler = db
 	ctx, cancel := context.WithCancel(context.Background())
 	wait := d.Start(ctx)
 
