@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -152,4 +153,40 @@ func parseMeta(b []byte) (metaPage, bool) {
 		return metaPage{}, false
 	}
 	return p, true
+}
+
+// touched keeps touchAll's reads from being optimised away.
+var touched atomic.Uint32
+
+// touchAll reads every key and value of every bucket in tx, so that a page
+// pointing outside the mapped file faults on the calling goroutine (where
+// guard turns it into ErrDamaged) rather than in bbolt's Check goroutine,
+// where it would crash the process.
+func touchAll(tx *bolt.Tx) {
+	var sum byte
+	read := func(b []byte) {
+		for _, x := range b {
+			sum ^= x
+		}
+	}
+	var walk func(b *bolt.Bucket)
+	walk = func(b *bolt.Bucket) {
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			read(k)
+			if v == nil {
+				if nb := b.Bucket(k); nb != nil {
+					walk(nb)
+				}
+				continue
+			}
+			read(v)
+		}
+	}
+	_ = tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+		read(name)
+		walk(b)
+		return nil
+	})
+	touched.Add(uint32(sum))
 }

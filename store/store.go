@@ -427,6 +427,15 @@ func (db *DB) Size() int64 {
 // returns every problem it finds, joined.
 func (db *DB) Check() error {
 	err := db.view(func(tx *bolt.Tx) error {
+		// bbolt checks on a goroutine of its own and trusts the pages'
+		// headers: a damaged one can fault there (no guard recovers it) or
+		// make it loop over billions of page ids. The page structure is
+		// walked from the file first, then every key and value is read
+		// here, under guard.
+		if err := walkPages(tx.DB().Path(), uint64(tx.ID())); err != nil {
+			return err
+		}
+		touchAll(tx)
 		var errs []error
 		for err := range tx.Check() {
 			errs = append(errs, err)
