@@ -155,7 +155,7 @@ func TestWP_CLI_Commands(t *testing.T) {
 		if hs := checkRows(health, "id"); code != 2 || hs["dead_letters"] != "recommended" {
 			t.Fatalf("health with a dead letter: exit %d (want 2), %v", code, health)
 		}
-		if r := site.WP(t, "wprelay", "dlq", "replay", "--target=fake"); r.Code != 0 || !strings.Contains(r.Stdout, "Success: 1 dead deliveries replayed.") {
+		if r := site.WP(t, "wprelay", "dlq", "replay", "--target=fake"); r.Code != 0 || !strings.Contains(r.Stdout, "Success: 1 dead delivery replayed.") {
 			t.Fatalf("dlq replay: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 		}
 		if r := site.WP(t, "wprelay", "events", "replay", deadID, "--target=fake"); r.Code != 0 || !strings.Contains(r.Stdout, "Success:") {

@@ -453,8 +453,9 @@ class WPRelay_CLI {
 			)
 		);
 		$this->fail_on( $res );
-		/* translators: %d: deliveries */
-		WP_CLI::success( sprintf( __( '%d dead deliveries replayed.', 'wprelay' ), (int) ( $res['replayed'] ?? 0 ) ) );
+		$n = (int) ( $res['replayed'] ?? 0 );
+		/* translators: %d: number of deliveries */
+		WP_CLI::success( sprintf( _n( '%d dead delivery replayed.', '%d dead deliveries replayed.', $n, 'wprelay' ), $n ) );
 	}
 
 	/**
