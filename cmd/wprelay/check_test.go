@@ -19,7 +19,7 @@ func writeFile(t *testing.T, path, data string) string {
 func TestCheck_ConfigValid(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv("CHECK_TEST_TOKEN", "0123456789abcdef0123")
-	t.Setenv("CHECK_TEST_SECRET", "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	t.Setenv("CHECK_TEST_SECRET", testWhsec())
 	cfg := writeFile(t, filepath.Join(dir, "wprelay.yaml"), `admin: {token: "${CHECK_TEST_TOKEN}"}
 sources:
   - {name: stripe, kind: stripe, secrets: ["${CHECK_TEST_SECRET}"]}
