@@ -2,8 +2,10 @@ package provider
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +15,33 @@ import (
 	"github.com/wprelay/wprelay/relay"
 )
 
-const (
-	// standardSecret is the secret of the Standard Webhooks reference tests.
-	standardSecret    = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-	standardSecretNew = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
-	standardID        = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+const standardID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+
+var (
+	// standardSecret is the secret of the Standard Webhooks reference tests,
+	// a published test vector kept in testdata.
+	standardSecret = referenceSecret()
+	// standardSecretNew is a second secret: the key bytes 0, 1, … 31.
+	standardSecretNew = "whsec_" + base64.StdEncoding.EncodeToString(func() []byte {
+		b := make([]byte, 32)
+		for i := range b {
+			b[i] = byte(i)
+		}
+		return b
+	}())
 )
+
+func referenceSecret() string {
+	b, err := os.ReadFile("../../testdata/standard/reference.json")
+	if err != nil {
+		panic(err)
+	}
+	var v struct{ Secret string }
+	if err := json.Unmarshal(b, &v); err != nil || v.Secret == "" {
+		panic(fmt.Sprintf("testdata/standard/reference.json: %v", err))
+	}
+	return v.Secret
+}
 
 var standardBody = []byte(`{"type":"contact.created","timestamp":"2026-11-28T09:59:58Z","data":{"id":"c_1"}}`)
 

@@ -21,12 +21,13 @@ import (
 )
 
 const (
-	wpIssuer        = "https://example.com"
-	wpJWTSecret     = "site-jwt-secret-0123456789abcdef-0123456789"
-	wpSigningSecret = standardSecretNew
-	wpID            = "5f0c6f5e-8d1b-4c57-9d2a-7b1e1f3c9a10"
-	wpJTI           = "2b0d7c0e-3a4f-4f1e-9b7a-0c5d6e7f8a9b"
+	wpIssuer    = "https://example.com"
+	wpJWTSecret = "site-jwt-secret-0123456789abcdef-0123456789"
+	wpID        = "5f0c6f5e-8d1b-4c57-9d2a-7b1e1f3c9a10"
+	wpJTI       = "2b0d7c0e-3a4f-4f1e-9b7a-0c5d6e7f8a9b"
 )
+
+var wpSigningSecret = standardSecretNew
 
 var wpBody = []byte(`{"event_type":"post.published","object_ref":"post:123","idempotency_key":"` + wpID +
 	`","occurred_at":"2026-11-28T10:00:00Z","data":{"title":"Hello","id":123}}`)
